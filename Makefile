@@ -1,0 +1,37 @@
+# Two commands: `make run` starts the sandbox, `make test` runs every test. Both install what they need.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: run test test-python test-js install bench clean
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "make: Authpipe needs Python >= 3.11 (python3.11, python3.12 or python3.13 on PATH)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-installed: server/pyproject.toml | $(PY)
+	$(PIP) install -q -e ./server
+	@touch $@
+
+$(VENV)/.test-installed: server/pyproject.toml | $(PY)
+	$(PIP) install -q -e './server[test]'
+	@touch $@ $(VENV)/.run-installed
+
+install: $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(VENV)/bin/authpipe dev
+
+test: test-python
+
+# pytest's exit code 5 means it collected no tests: that is a failure here, never a pass.
+test-python: $(VENV)/.test-installed
+	cd server && ../$(PY) -m pytest; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.run-installed
+	$(PY) bench/vault.py
+
+clean:
+	rm -rf $(VENV) server/*.egg-info

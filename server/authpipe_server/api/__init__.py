@@ -1,0 +1,1 @@
+"""HTTP routes, thin: parse, authorize, call one service, answer."""

@@ -1,0 +1,93 @@
+"""Projects and their secret keys (`ap_sk_…`: shown once, stored as a hash)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authpipe_server.errors import AuthpipeError
+from authpipe_server.store.models import Project, SecretKey
+from authpipe_server.store.types import utcnow
+from authpipe_server.tokens import new_token, token_hash
+
+SECRET_KEY_PREFIX = "ap_sk_"
+SHOWN_PREFIX_LENGTH = len(SECRET_KEY_PREFIX) + 8
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class NotFound(AuthpipeError):
+    pass
+
+
+class Conflict(AuthpipeError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    project_id: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"NewKey(id={self.id!r}, prefix={self.secret[:SHOWN_PREFIX_LENGTH]!r})"
+
+
+async def create_project(session: AsyncSession, name: str) -> Project:
+    if not PROJECT_NAME.match(name):
+        raise AuthpipeError(
+            f"invalid project name {name!r}: use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    project = Project(name=name)
+    session.add(project)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"a project named {name!r} already exists") from None
+    return project
+
+
+async def project_by_name(session: AsyncSession, name: str) -> Project:
+    project = await session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"no project named {name!r}")
+    return project
+
+
+async def create_key(session: AsyncSession, project: Project) -> NewKey:
+    secret = new_token(SECRET_KEY_PREFIX)
+    key = SecretKey(project_id=project.id, prefix=secret[:SHOWN_PREFIX_LENGTH], key_hash=token_hash(secret))
+    session.add(key)
+    await session.flush()
+    return NewKey(key.id, project.id, secret)
+
+
+async def revoke_key(session: AsyncSession, prefix: str) -> SecretKey:
+    """Revoke the one active key whose shown prefix (or whole value) starts with `prefix`."""
+    if not prefix.startswith(SECRET_KEY_PREFIX) or len(prefix) < len(SECRET_KEY_PREFIX) + 4:
+        raise AuthpipeError(f"give at least the first 10 characters of the key, e.g. {SECRET_KEY_PREFIX}AbCd")
+    if len(prefix) > SHOWN_PREFIX_LENGTH:
+        query = select(SecretKey).where(SecretKey.key_hash == token_hash(prefix))
+    else:
+        query = select(SecretKey).where(SecretKey.prefix.startswith(prefix, autoescape=True))
+    keys = (await session.scalars(query.where(SecretKey.revoked_at.is_(None)))).all()
+    if not keys:
+        raise NotFound(f"no active secret key starts with {prefix[:SHOWN_PREFIX_LENGTH]}")
+    if len(keys) > 1:
+        raise AuthpipeError(f"{len(keys)} keys start with {prefix}; give more characters")
+    keys[0].revoked_at = utcnow()
+    return keys[0]
+
+
+async def project_for_key(session: AsyncSession, secret: str) -> str | None:
+    """The project id a secret key belongs to, or None if unknown or revoked.
+
+    The lookup is by hash, so timing reveals nothing about valid keys' characters.
+    """
+    return await session.scalar(
+        select(SecretKey.project_id).where(SecretKey.key_hash == token_hash(secret), SecretKey.revoked_at.is_(None))
+    )

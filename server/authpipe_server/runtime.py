@@ -1,0 +1,58 @@
+"""What a running process holds: settings, the database, the vault. Built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authpipe_server.config import Settings
+from authpipe_server.errors import ConfigError
+from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
+from authpipe_server.vault import MasterKey, Vault
+
+NO_MASTER_KEY = "AUTHPIPE_MASTER_KEY is not set; make one with `authpipe vault new-key` and export it"
+
+
+class SchemaOutOfDate(ConfigError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate_sqlite: bool = True) -> "Runtime":
+        """Connect, bring SQLite's schema up to date (PostgreSQL: check it), and verify the master key.
+
+        Raises ConfigError / VaultError with one readable line when the process must not start.
+        """
+        if settings.master_key is None:
+            raise ConfigError(NO_MASTER_KEY)
+        db = Database.connect(settings.database_url)
+        try:
+            await ensure_schema(db, migrate=migrate_sqlite and db.is_sqlite)
+            vault = Vault(db, [MasterKey(settings.master_key)])
+            await vault.verify_master_key()
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, db, vault)
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+async def ensure_schema(db: Database, *, migrate: bool) -> None:
+    try:
+        if migrate:
+            await upgrade(db.engine)
+            return
+        current = await current_revision(db.engine)
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the database: {exc.strerror or exc}") from None
+    if current != head_revision():
+        raise SchemaOutOfDate(
+            f"the database schema is at {current or 'nothing'}, this server needs {head_revision()}: run `authpipe migrate`"
+        )

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, engine set-up and migrations. It only ever sees ciphertext."""

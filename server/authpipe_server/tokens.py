@@ -1,0 +1,23 @@
+"""Bearer secrets Authpipe hands out (secret keys, connect-session tokens, OAuth states).
+
+They carry 256 random bits, so a single SHA-256 is the right hash for storing them: there is
+nothing to brute-force, and a slow password hash would only slow every request down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+def new_token(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hashes_match(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
