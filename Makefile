@@ -23,12 +23,16 @@ install: $(VENV)/.run-installed
 run: $(VENV)/.run-installed
 	$(VENV)/bin/authpipe dev
 
-test: test-python
+test: test-python test-js
 
 # pytest's exit code 5 means it collected no tests: that is a failure here, never a pass.
 test-python: $(VENV)/.test-installed
 	cd server && ../$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-js:
+	@command -v npm >/dev/null 2>&1 || { echo "make: the JavaScript tests need Node.js >= 20 and npm" >&2; exit 1; }
+	cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm test
 
 bench: $(VENV)/.run-installed
 	$(PY) bench/vault.py
