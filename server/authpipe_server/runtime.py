@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from authpipe_server.config import Settings
 from authpipe_server.errors import ConfigError
+from authpipe_server.providers.http import new_http_client
 from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
 from authpipe_server.vault import MasterKey, Vault
 
@@ -21,6 +24,8 @@ class Runtime:
     settings: Settings
     db: Database
     vault: Vault
+    http: httpx.AsyncClient
+    """Shared client for provider calls (pooled connections)."""
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_sqlite: bool = True) -> "Runtime":
@@ -38,9 +43,10 @@ class Runtime:
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, vault)
+        return cls(settings, db, vault, new_http_client())
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.db.dispose()
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from authpipe_server import projects
 from authpipe_server.config import decode_master_key, load_settings
+from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from authpipe_server.providers.apps import app_row, save_app
 from authpipe_server.runtime import Runtime
+from authpipe_server.sandbox_providers import EMULATOR_OF, PREFIX, emulator_url, overrides
 from authpipe_server.server import serve
 from authpipe_server.vault.keys import KEY_BYTES
 
@@ -52,6 +55,26 @@ async def default_project_key(runtime: Runtime, data_dir: Path) -> tuple[str, st
     return project.id, key.secret
 
 
+async def configure_sandbox_providers(runtime: Runtime, project_id: str) -> None:
+    """Point every catalog provider of project `default` at its emulator (again at each start, so
+    a changed port is followed), unless the project has its own app there."""
+    for name in EMULATOR_OF:
+        async with runtime.db.sessions() as session:
+            existing = await app_row(session, project_id, name)
+        if existing is not None and not any(PREFIX in url for url in existing.overrides.values()):
+            continue
+        await save_app(
+            runtime,
+            project_id,
+            name,
+            client_id=None if name == "bluesky" else SANDBOX_CLIENT_ID,
+            client_secret=None if name == "bluesky" else SANDBOX_CLIENT_SECRET,
+            scopes=[],
+            overrides=overrides(name, emulator_url(runtime.settings.public_url, name)),
+            definition=None,
+        )
+
+
 def run_sandbox(data_dir: Path = DATA_DIR) -> None:
     data_dir.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ)
@@ -62,6 +85,7 @@ def run_sandbox(data_dir: Path = DATA_DIR) -> None:
 
     async def announce(runtime: Runtime) -> None:
         project_id, secret = await default_project_key(runtime, data_dir)
+        await configure_sandbox_providers(runtime, project_id)
         url = settings.public_url
         print(
             f"\n  Authpipe sandbox\n"

@@ -18,6 +18,9 @@ Prepare = Callable[[Runtime], Awaitable[None]]
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO; some providers (Facebook) put secrets in query strings.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def serve(settings: Settings, *, prepare: Prepare | None = None, sandbox: bool = False) -> None:

@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 from fastapi import FastAPI
 
 from authpipe_server import __version__
-from authpipe_server.api import connections, errors, ops
+from authpipe_server.api import connect_sessions, connections, errors, ops, providers
 from authpipe_server.api.middleware import AccessLog, BodyLimit, SecretKeyAuth
+from authpipe_server.config import Settings
+from authpipe_server.connect import routes as connect_routes
 from authpipe_server.runtime import Runtime
 from authpipe_server.web import pages
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(runtime: Runtime, *, sandbox: bool = False, auth_cache_ttl: float = 5.0) -> FastAPI:
+def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache_ttl: float = 5.0) -> FastAPI:
+    """Given a Runtime, the app uses it (its owner closes it). Given Settings, the app opens its
+    own Runtime at startup, inside the server's event loop, and closes it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = isinstance(runtime, Settings)
+        app.state.runtime = await Runtime.open(runtime) if isinstance(runtime, Settings) else runtime
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.runtime.close()
+
     app = FastAPI(
         title="Authpipe",
         version=__version__,
         description="Credential broker: OAuth orchestration, an encrypted vault, silent refresh.",
+        lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.runtime = runtime
+    if isinstance(runtime, Runtime):
+        app.state.runtime = runtime
     app.state.sandbox = sandbox
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(pages.router)
-    app.mount("/static", pages.static, name="static")
     app.include_router(connections.router)
-    app.add_middleware(SecretKeyAuth, db=runtime.db, ttl=auth_cache_ttl)
+    app.include_router(providers.router)
+    app.include_router(connect_sessions.router)
+    app.include_router(connect_routes.router)
+    app.mount("/static", pages.static, name="static")
+    if sandbox:
+        _add_sandbox(app, runtime.settings.public_url)
+    app.add_middleware(SecretKeyAuth, ttl=auth_cache_ttl)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(AccessLog)
     return app
+
+
+def _add_sandbox(app: FastAPI, public_url: str) -> None:
+    """`authpipe dev`: the provider emulators inside this server, and the one-click pages."""
+    from authpipe_server.sandbox_providers import mounted_emulators
+    from authpipe_server.web import sandbox as sandbox_pages
+
+    app.include_router(sandbox_pages.router)
+    for path, emulator in mounted_emulators(public_url).items():
+        app.mount(path, emulator)

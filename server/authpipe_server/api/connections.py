@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 
-from authpipe_server.api.deps import ProjectDep, SessionDep
+from authpipe_server.api.deps import ProjectDep, RuntimeDep, SessionDep
 from authpipe_server.api.errors import ApiError, responses
-from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionIdPath, Cursor, Limit
+from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionIdPath, Cursor, Limit, ProviderName, TenantId, UserId
+from authpipe_server.connections.secrets import TokenSet, unseal
+from authpipe_server.connections.service import Owner, delete_connection, save_grant
 from authpipe_server.connections.views import connection_view
+from authpipe_server.providers.apps import ProjectProvider, ProviderNotConfigured, ProviderNotFound, load_provider
+from authpipe_server.providers.base import Grant
+from authpipe_server.providers.bluesky import BlueskyProvider
+from authpipe_server.providers.errors import AccessTokenRejected, CredentialsRejected, ProviderFailure, ProviderUnavailable
+from authpipe_server.runtime import Runtime
 from authpipe_server.store.models import Connection
+from authpipe_server.vault import VaultError
+
+log = logging.getLogger(__name__)
+Token = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 
 router = APIRouter(prefix="/v1", tags=["connections"])
 
@@ -58,3 +73,88 @@ async def get_connection(connection_id: ConnectionIdPath, project_id: ProjectDep
     if connection is None or connection.project_id != project_id:
         raise not_found(connection_id)
     return connection_view(connection)
+
+
+class NewConnectionBody(BaseModel):
+    """App-password providers: identifier + app_password. OAuth providers: imported tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: ProviderName
+    tenant_id: TenantId
+    user_id: UserId
+    identifier: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    app_password: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    access_token: Token | None = None
+    refresh_token: Token | None = None
+    expires_at: AwareDatetime | None = None
+
+    def __repr__(self) -> str:
+        return f"NewConnectionBody(provider={self.provider!r}, tenant_id={self.tenant_id!r}, user_id={self.user_id!r})"
+
+
+async def project_provider(runtime: Runtime, project_id: str, name: str) -> ProjectProvider:
+    try:
+        return await load_provider(runtime, project_id, name)
+    except ProviderNotFound as exc:
+        raise ApiError(404, "provider_not_found", str(exc)) from None
+    except ProviderNotConfigured as exc:
+        raise ApiError(409, "provider_not_configured", str(exc)) from None
+
+
+def provider_api_error(exc: ProviderFailure) -> ApiError:
+    if isinstance(exc, (CredentialsRejected, AccessTokenRejected)):
+        return ApiError(400, "provider_rejected_credentials", f"the provider refused these credentials: {exc.message}")
+    if isinstance(exc, ProviderUnavailable):
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+        return ApiError(502, "provider_error", f"the provider is unavailable: {exc.message}", headers)
+    return ApiError(502, "provider_error", f"the provider failed: {exc.message}")
+
+
+@router.post(
+    "/connections",
+    status_code=201,
+    summary="Make a connection from the server side (app password, or imported OAuth tokens)",
+    responses={**responses(400, 401, 404, 409, 502), 200: {"description": "an existing connection was updated"}},
+)
+async def post_connection(body: NewConnectionBody, runtime: RuntimeDep, project_id: ProjectDep) -> JSONResponse:
+    found = await project_provider(runtime, project_id, body.provider)
+    client = found.provider
+    try:
+        if isinstance(client, BlueskyProvider):
+            if not body.identifier or not body.app_password or body.access_token:
+                raise ApiError(400, "invalid_request", f"{body.provider} connections need identifier and app_password")
+            grant, described = await client.create_session(body.identifier, body.app_password)
+        else:
+            if not body.access_token or body.identifier or body.app_password:
+                raise ApiError(400, "invalid_request", f"{body.provider} connections are imported with access_token (and refresh_token, expires_at)")
+            if body.expires_at is not None and body.expires_at <= datetime.now(timezone.utc):
+                raise ApiError(400, "invalid_request", "expires_at is in the past")
+            grant = Grant(TokenSet(access_token=body.access_token, refresh_token=body.refresh_token), body.expires_at)
+            described = await client.describe(grant.tokens)  # proves the token works, and whose it is
+    except ProviderFailure as exc:
+        raise provider_api_error(exc) from None
+    owner = Owner(project_id, body.tenant_id, body.user_id, body.provider)
+    connection, created = await save_grant(runtime, owner, grant, described, found.scopes_for(None))
+    return JSONResponse(connection_view(connection), status_code=201 if created else 200)
+
+
+@router.delete(
+    "/connections/{connection_id}",
+    status_code=204,
+    summary="Delete a connection: revoke it at the provider where possible, erase its secrets",
+    responses=responses(400, 401, 404),
+)
+async def remove_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> Response:
+    async with runtime.db.sessions() as session:
+        connection = await session.get(Connection, connection_id)
+    if connection is None or connection.project_id != project_id:
+        raise not_found(connection_id)
+    try:
+        found = await load_provider(runtime, project_id, connection.provider)
+        if connection.secrets is not None and connection.status != "revoked":
+            await found.provider.revoke(await unseal(runtime.vault, connection))
+    except (ProviderFailure, ProviderNotFound, ProviderNotConfigured, VaultError) as exc:
+        # Deleting must not depend on the provider: the secrets are erased either way.
+        log.warning("could not revoke %s at %s: %s", connection_id, connection.provider, type(exc).__name__)
+    await delete_connection(runtime, connection_id)
+    return Response(status_code=204)

@@ -77,8 +77,8 @@ class SecretKeyAuth:
     path pays no extra query; a revoked key therefore stops working within `ttl` seconds.
     """
 
-    def __init__(self, app: ASGIApp, db: Database, *, ttl: float = 5.0, size: int = 10_000) -> None:
-        self.app, self.db = app, db
+    def __init__(self, app: ASGIApp, *, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.app = app
         self._known: TTLCache[str, str] = TTLCache(size, ttl, timer=time.monotonic)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,7 +89,8 @@ class SecretKeyAuth:
         project_id = self._known.get(digest) if digest else None
         if secret and digest and project_id is None:
             try:
-                async with self.db.sessions() as session:
+                db: Database = scope["app"].state.runtime.db
+                async with db.sessions() as session:
                     project_id = await project_for_key(session, secret)
             except (SQLAlchemyError, OSError):
                 # Authpipe being unwell is never the caller's fault: 503, not 401 (SECURITY.md).

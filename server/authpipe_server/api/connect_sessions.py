@@ -1,0 +1,76 @@
+"""Connect sessions: the backend asks, the browser uses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from authpipe_server.api.deps import ProjectDep, RuntimeDep
+from authpipe_server.api.errors import ApiError, responses
+from authpipe_server.api.params import ProviderName, TenantId, UserId
+from authpipe_server.connect.sessions import create_session
+from authpipe_server.connections.views import iso
+from authpipe_server.providers.apps import list_providers
+
+router = APIRouter(prefix="/v1", tags=["connect sessions"])
+Url = Annotated[str, StringConstraints(max_length=2048)]
+
+
+class ConnectSessionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: TenantId
+    user_id: UserId
+    allowed_providers: list[ProviderName] | None = Field(default=None, min_length=1, max_length=50)
+    scopes: dict[ProviderName, list[Annotated[str, StringConstraints(min_length=1, max_length=256)]]] | None = None
+    origin: Url | None = None
+    return_url: Url | None = None
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        """An exact origin (`https://app.example.com[:port]`): the popup's postMessage target."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be an origin like https://app.example.com (scheme, host and port only)")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("return_url")
+    @classmethod
+    def _return_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
+@router.post(
+    "/connect-sessions",
+    status_code=201,
+    summary="Create a connect session for one tenant and user (lives 30 minutes)",
+    responses=responses(400, 401, 404, 409),
+)
+async def post_connect_session(body: ConnectSessionBody, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    providers = {spec.name: configured for spec, configured in await list_providers(runtime, project_id)}
+    for name in set(body.allowed_providers or []) | set(body.scopes or {}):
+        if name not in providers:
+            raise ApiError(404, "provider_not_found", f"no provider named {name!r}")
+        if not providers[name]:
+            raise ApiError(409, "provider_not_configured", f"{name} has no app configured: PUT /v1/providers/{name} first")
+    created = await create_session(
+        runtime,
+        project_id,
+        tenant_id=body.tenant_id,
+        user_id=body.user_id,
+        allowed_providers=body.allowed_providers,
+        scopes=body.scopes,
+        origin=body.origin,
+        return_url=body.return_url,
+    )
+    return {"token": created.token, "connect_url": created.connect_url, "expires_at": iso(created.expires_at)}

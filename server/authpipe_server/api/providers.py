@@ -1,0 +1,109 @@
+"""Provider apps: list the catalog (and custom providers), configure an app, declare a custom
+OAuth 2.0 provider. Secrets sent here are never returned."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from authpipe_server.api.deps import ProjectDep, RuntimeDep
+from authpipe_server.api.errors import ApiError, responses
+from authpipe_server.api.params import PROVIDER_PATTERN
+from authpipe_server.providers.apps import list_providers, save_app, spec_for, is_configured
+from authpipe_server.providers.catalog import InvalidDefinition, catalog, custom_entry, validate_entry
+from authpipe_server.providers.spec import ProviderSpec
+
+router = APIRouter(prefix="/v1", tags=["providers"])
+
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+ScopeName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\s,]+$")]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    authorization_url: HttpUrl | None = None
+    token_url: HttpUrl | None = None
+    api_base_url: HttpUrl | None = None
+    plc_url: HttpUrl | None = None
+
+
+class ProviderBody(BaseModel):
+    """A catalog provider's app, or (with auth_mode oauth2 and a new name) a custom provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    client_secret: Secret | None = None
+    scopes: list[ScopeName] | None = Field(default=None, max_length=100)
+    overrides: Overrides | None = None
+    auth_mode: Literal["oauth2"] | None = None
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    authorization_url: HttpUrl | None = None
+    token_url: HttpUrl | None = None
+    scope_separator: Literal[" ", ","] = " "
+    token_auth: Literal["client_secret_basic", "client_secret_post", "none"] = "client_secret_basic"
+    pkce: bool = True
+    userinfo_url: HttpUrl | None = None
+    issuer: HttpUrl | None = None
+    """RFC 9207: the issuer the callback's `iss` must equal (required if the server sends `iss`)."""
+    revocation_url: HttpUrl | None = None
+    account_id_field: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.]{1,128}$")] | None = None
+
+
+def provider_view(spec: ProviderSpec, configured: bool) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "display_name": spec.display_name,
+        "auth_mode": spec.auth_mode,
+        "scopes": [{"name": s.name, "description": s.description} for s in spec.scopes],
+        "configured": configured,
+    }
+
+
+@router.get("/providers", summary="The catalog and this project's custom providers", responses=responses(401))
+async def get_providers(runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    return {"providers": [provider_view(spec, configured) for spec, configured in await list_providers(runtime, project_id)]}
+
+
+@router.put("/providers/{name}", summary="Configure a provider app, or declare a custom OAuth 2.0 provider", responses=responses(400, 401, 404))
+async def put_provider(
+    name: Annotated[str, Path(pattern=PROVIDER_PATTERN)], body: ProviderBody, runtime: RuntimeDep, project_id: ProjectDep
+) -> dict[str, Any]:
+    spec = catalog().get(name)
+    definition: dict[str, Any] | None = None
+    if spec is None:
+        if body.auth_mode != "oauth2":
+            raise ApiError(404, "provider_not_found", f"{name!r} is not in the catalog; declare a custom provider with \"auth_mode\": \"oauth2\"")
+        missing = [f for f in ("authorization_url", "token_url", "client_id") if getattr(body, f) is None]
+        if missing:
+            raise ApiError(400, "invalid_request", f"a custom provider needs {', '.join(missing)}")
+        definition = custom_entry({**body.model_dump(exclude_none=True), "name": name})
+        try:
+            validate_entry(definition)
+        except InvalidDefinition as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        if body.token_auth != "none" and body.client_secret is None:
+            raise ApiError(400, "invalid_request", f"token_auth {body.token_auth} needs a client_secret")
+    else:
+        custom_fields = [f for f in ("auth_mode", "authorization_url", "token_url", "userinfo_url", "revocation_url", "display_name", "issuer") if getattr(body, f) is not None]
+        if custom_fields:
+            raise ApiError(400, "invalid_request", f"{name} is a catalog provider: use overrides, not {', '.join(custom_fields)}")
+        if spec.auth_mode == "oauth2" and body.client_id is None:
+            raise ApiError(400, "invalid_request", "client_id is required")
+        unknown = sorted(set(body.scopes or []) - spec.scope_names())
+        if unknown:
+            raise ApiError(400, "invalid_request", f"{name} has no scope {', '.join(unknown)} (see GET /v1/providers)")
+    app = await save_app(
+        runtime,
+        project_id,
+        name,
+        client_id=body.client_id,
+        client_secret=body.client_secret,
+        scopes=list(body.scopes or []),
+        overrides=body.overrides.model_dump(exclude_none=True) if body.overrides else {},
+        definition=definition,
+    )
+    saved = spec_for(name, app)
+    return provider_view(saved, is_configured(saved, app))

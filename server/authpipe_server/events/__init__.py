@@ -1,0 +1,1 @@
+"""The event log: every state change of a connection, recorded in the transaction that made it."""

@@ -1,0 +1,30 @@
+"""Recording an event. Called inside the write transaction of the state change itself, so an
+event exists exactly when its change does."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authpipe_server.connections.views import connection_view, iso
+from authpipe_server.store.models import Connection, Event
+from authpipe_server.store.types import utcnow
+
+CREATED = "connection.created"
+REFRESH_FAILED = "connection.refresh_failed"
+REVOKED = "connection.revoked"
+RECOVERED = "connection.recovered"
+DELETED = "connection.deleted"
+
+
+async def record_event(session: AsyncSession, connection: Connection, type_: str) -> Event:
+    now = utcnow()
+    event = Event(
+        project_id=connection.project_id,
+        connection_id=connection.id,
+        type=type_,
+        data={"type": type_, "timestamp": iso(now), "data": {"connection": connection_view(connection)}},
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event

@@ -1,0 +1,1 @@
+"""Provider quirks that data cannot express, one small module per provider, named in its entry."""

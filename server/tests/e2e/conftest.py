@@ -1,0 +1,135 @@
+"""End-to-end fixtures: Authpipe and the provider emulators as REAL servers on loopback, talked
+to over HTTP exactly as an application and a browser would."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from authpipe_server import projects
+from authpipe_server.api.app import create_app
+from authpipe_server.config import load_settings
+from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, serve_in_thread
+from authpipe_server.runtime import Runtime
+from authpipe_server.sandbox_providers import EMULATOR_OF, FACTORIES, overrides
+from tests.conftest import new_master_key
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[dict[str, str]]:
+    """Every emulator as its own real server: emulator name → base URL."""
+    with serve_in_thread(FACTORIES["spotify"]()) as spotify, serve_in_thread(FACTORIES["facebook"]()) as facebook, serve_in_thread(
+        FACTORIES["buffer"]()
+    ) as buffer, serve_in_thread(app_factory=lambda url: FACTORIES["bluesky"](base_url=url)) as bluesky:
+        yield {"spotify": spotify, "facebook": facebook, "buffer": buffer, "bluesky": bluesky}
+
+
+@pytest.fixture(autouse=True)
+def fresh_emulators(emulators: dict[str, str]) -> None:
+    for url in emulators.values():
+        httpx.post(f"{url}/_control/reset").raise_for_status()
+
+
+@dataclass
+class Authpipe:
+    """A running Authpipe server, its project and secret key, and an API client."""
+
+    url: str
+    project_id: str
+    secret: str
+    emulators: dict[str, str]
+    api: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.secret}"}, timeout=30)
+
+    def configure(self, provider: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"overrides": overrides(provider, self.emulators[EMULATOR_OF[provider]])}
+        if provider != "bluesky":
+            body |= {"client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET}
+        response = self.api.put(f"/v1/providers/{provider}", json=body | extra)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def session(self, **body: Any) -> dict[str, Any]:
+        payload = {"tenant_id": "org_acme", "user_id": "user_123", "origin": "https://app.example.com"} | body
+        response = self.api.post("/v1/connect-sessions", json=payload)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def authpipe(emulators: dict[str, str], sqlite_url: str) -> Iterator[Authpipe]:
+    env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key()}
+
+    async def make_project() -> tuple[str, str]:
+        runtime = await Runtime.open(load_settings(env))
+        try:
+            async with runtime.db.writing() as session:
+                project = await projects.create_project(session, "e2e")
+                key = await projects.create_key(session, project)
+            return project.id, key.secret
+        finally:
+            await runtime.close()
+
+    project_id, secret = asyncio.run(make_project())
+    with serve_in_thread(app_factory=lambda url: create_app(load_settings(env | {"AUTHPIPE_PUBLIC_URL": url}), auth_cache_ttl=0.0001)) as url:
+        yield Authpipe(url, project_id, secret, emulators)
+
+
+class FormParser(HTMLParser):
+    """The first form on a page: its action and its fields (what a browser would submit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self.checked: dict[str, list[str]] = {}
+        self.in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.in_form, self.action = True, values.get("action", "")
+        elif tag == "input" and self.in_form and values.get("name") and values.get("type") not in ("checkbox", "submit"):
+            self.fields[values["name"]] = values.get("value", "")
+        elif tag == "input" and self.in_form and values.get("type") == "checkbox" and "checked" in values:
+            self.checked.setdefault(values["name"], []).append(values.get("value", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.in_form = False
+
+
+def result_of(page: str) -> dict[str, Any]:
+    """The outcome a result page would post to its opener."""
+    import json
+
+    match = re.search(r'<script type="application/json" id="authpipe-result">(.*?)</script>', page, re.S)
+    assert match, page
+    return dict(json.loads(match.group(1)))
+
+
+def consent(authorize_url: str, user: str | None = None, decision: str = "approve") -> str:
+    """Act as the user on the emulator's consent page; return where the provider redirects."""
+    page = httpx.get(authorize_url)
+    assert page.status_code == 200, page.text
+    form = FormParser()
+    form.feed(page.text)
+    data: dict[str, Any] = dict(form.fields) | dict(form.checked) | {"decision": decision}
+    if user:
+        data["user"] = user
+    answer = httpx.post(authorize_url, data=data)
+    assert answer.status_code in (302, 303), answer.text
+    return answer.headers["location"]
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
