@@ -45,6 +45,7 @@ class Authpipe:
     project_id: str
     secret: str
     emulators: dict[str, str]
+    db_path: str
     api: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +82,7 @@ def authpipe(emulators: dict[str, str], sqlite_url: str) -> Iterator[Authpipe]:
 
     project_id, secret = asyncio.run(make_project())
     with serve_in_thread(app_factory=lambda url: create_app(load_settings(env | {"AUTHPIPE_PUBLIC_URL": url}), auth_cache_ttl=0.0001)) as url:
-        yield Authpipe(url, project_id, secret, emulators)
+        yield Authpipe(url, project_id, secret, emulators, sqlite_url.removeprefix("sqlite:///"))
 
 
 class FormParser(HTMLParser):
