@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     commands.add_parser("dev", help="sandbox: SQLite, generated master key, project `default`")
     commands.add_parser("serve", help="production server (HTTP API, connect pages, background work)")
+    commands.add_parser("worker", help="background work only: proactive refresh, health checks, webhooks")
     commands.add_parser("migrate", help="bring the database schema up to date")
 
     projects = commands.add_parser("projects", help="projects").add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -195,6 +196,12 @@ def cmd_serve(_: argparse.Namespace) -> None:
     serve(load_settings())
 
 
+def cmd_worker(_: argparse.Namespace) -> None:
+    from authpipe_server.server import work
+
+    work(load_settings())
+
+
 def cmd_dev(_: argparse.Namespace) -> None:
     from authpipe_server.sandbox import run_sandbox
 
@@ -204,6 +211,7 @@ def cmd_dev(_: argparse.Namespace) -> None:
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = {
     ("dev", None): cmd_dev,
     ("serve", None): cmd_serve,
+    ("worker", None): cmd_worker,
     ("migrate", None): cmd_migrate,
     ("projects", "create"): cmd_projects_create,
     ("keys", "create"): cmd_keys_create,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -11,6 +12,9 @@ from authpipe_server.errors import ConfigError
 from authpipe_server.providers.http import new_http_client
 from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
 from authpipe_server.vault import MasterKey, Vault
+
+if TYPE_CHECKING:
+    from authpipe_server.credentials.refresh import Refresher
 
 NO_MASTER_KEY = "AUTHPIPE_MASTER_KEY is not set; make one with `authpipe vault new-key` and export it"
 
@@ -26,6 +30,13 @@ class Runtime:
     vault: Vault
     http: httpx.AsyncClient
     """Shared client for provider calls (pooled connections)."""
+    refresher: "Refresher" = field(init=False)
+    """One per process: its single-flight map is what makes in-process refreshes one at a time."""
+
+    def __post_init__(self) -> None:
+        from authpipe_server.credentials.refresh import Refresher  # refresh → providers → runtime
+
+        self.refresher = Refresher(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_sqlite: bool = True) -> "Runtime":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Awaitable, Callable
 
 import uvicorn
@@ -11,6 +13,7 @@ import uvicorn
 from authpipe_server.api.app import create_app
 from authpipe_server.config import Settings
 from authpipe_server.runtime import Runtime
+from authpipe_server.workers import run_worker
 
 Prepare = Callable[[Runtime], Awaitable[None]]
 
@@ -41,6 +44,25 @@ def serve(settings: Settings, *, prepare: Prepare | None = None, sandbox: bool =
                 server_header=False,
             )
             await uvicorn.Server(config).serve()
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+def work(settings: Settings) -> None:
+    """`authpipe worker`: background work only, until SIGINT or SIGTERM."""
+    configure_logging()
+
+    async def run() -> None:
+        runtime = await Runtime.open(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logging.getLogger("authpipe.worker").info("worker started (pid %d)", os.getpid())
+        try:
+            await run_worker(runtime, stop)
         finally:
             await runtime.close()
 

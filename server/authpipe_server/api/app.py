@@ -8,12 +8,13 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from authpipe_server import __version__
-from authpipe_server.api import connect_sessions, connections, errors, ops, providers
+from authpipe_server.api import connect_sessions, connections, credentials, errors, ops, providers
 from authpipe_server.api.middleware import AccessLog, BodyLimit, SecretKeyAuth
 from authpipe_server.config import Settings
 from authpipe_server.connect import routes as connect_routes
 from authpipe_server.runtime import Runtime
 from authpipe_server.web import pages
+from authpipe_server.workers import background
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -25,12 +26,16 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = isinstance(runtime, Settings)
-        app.state.runtime = await Runtime.open(runtime) if isinstance(runtime, Settings) else runtime
+        app.state.runtime = opened = await Runtime.open(runtime) if isinstance(runtime, Settings) else runtime
         try:
-            yield
+            if opened.settings.workers:
+                async with background(opened):
+                    yield
+            else:
+                yield
         finally:
             if owned:
-                await app.state.runtime.close()
+                await opened.close()
 
     app = FastAPI(
         title="Authpipe",
@@ -46,6 +51,7 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(pages.router)
+    app.include_router(credentials.router)
     app.include_router(connections.router)
     app.include_router(providers.router)
     app.include_router(connect_sessions.router)

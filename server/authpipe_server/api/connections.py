@@ -17,6 +17,8 @@ from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionI
 from authpipe_server.connections.secrets import TokenSet, unseal
 from authpipe_server.connections.service import Owner, delete_connection, save_grant
 from authpipe_server.connections.views import connection_view
+from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.store.types import utcnow
 from authpipe_server.providers.apps import ProjectProvider, ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
 from authpipe_server.providers.bluesky import BlueskyProvider
@@ -136,6 +138,30 @@ async def post_connection(body: NewConnectionBody, runtime: RuntimeDep, project_
     owner = Owner(project_id, body.tenant_id, body.user_id, body.provider)
     connection, created = await save_grant(runtime, owner, grant, described, found.scopes_for(None))
     return JSONResponse(connection_view(connection), status_code=201 if created else 200)
+
+
+@router.post(
+    "/connections/{connection_id}/refresh",
+    summary="Refresh the connection's token now",
+    responses=responses(400, 401, 404, 410, 502),
+)
+async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    async with runtime.db.sessions() as session:
+        connection = await session.get(Connection, connection_id)
+    if connection is None or connection.project_id != project_id:
+        raise not_found(connection_id)
+    if connection.status == "revoked":
+        raise ApiError(410, "connection_revoked", "the provider rejected this connection's grant; the user must connect again")
+    started = utcnow()
+    try:
+        refreshed = await runtime.refresher.refresh(connection_id, force=True)
+    except ConnectionGone:
+        raise not_found(connection_id) from None
+    if refreshed.status == "revoked":
+        raise ApiError(410, "connection_revoked", f"the provider rejected the grant: {refreshed.last_error_message}")
+    if refreshed.last_refreshed_at is None or refreshed.last_refreshed_at < started:
+        raise ApiError(502, "provider_error", f"the provider failed to refresh the token: {refreshed.last_error_message}")
+    return connection_view(refreshed)
 
 
 @router.delete(

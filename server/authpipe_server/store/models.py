@@ -134,6 +134,17 @@ class Connection(Base):
     last_checked_at: Mapped[datetime | None]
 
 
+class RefreshAttempt(Base):
+    """A refresh in flight, written (and committed) before the provider is called and removed with
+    the result. One left behind names a refresh interrupted by a crash: if the provider rotated
+    the refresh token meanwhile, this is how the connection can say why it broke."""
+
+    __tablename__ = "refresh_attempts"
+    connection_id: Mapped[str] = mapped_column(ID, ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    holder: Mapped[str] = mapped_column(String(128))
+
+
 class ConnectSession(Base):
     __tablename__ = "connect_sessions"
     id: Mapped[str] = _id("cs")

@@ -67,8 +67,14 @@ class Authpipe:
 
 
 @pytest.fixture
-def authpipe(emulators: dict[str, str], sqlite_url: str) -> Iterator[Authpipe]:
-    env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key()}
+def authpipe_env() -> dict[str, str]:
+    """Extra settings for the server; background workers are off unless a test turns them on."""
+    return {"AUTHPIPE_WORKERS": "off"}
+
+
+@pytest.fixture
+def authpipe(emulators: dict[str, str], sqlite_url: str, authpipe_env: dict[str, str]) -> Iterator[Authpipe]:
+    env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), **authpipe_env}
 
     async def make_project() -> tuple[str, str]:
         runtime = await Runtime.open(load_settings(env))
@@ -134,3 +140,23 @@ def consent(authorize_url: str, user: str | None = None, decision: str = "approv
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def emulator(authpipe: Authpipe, provider: str) -> str:
+    return authpipe.emulators[EMULATOR_OF[provider]]
+
+
+def control(authpipe: Authpipe, provider: str, path: str, method: str = "POST", **body: Any) -> Any:
+    response = httpx.request(method, f"{emulator(authpipe, provider)}/_control/{path}", json=body or None)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def connect(authpipe: Authpipe, provider: str, user: str | None = None, **session: Any) -> dict[str, Any]:
+    """A whole browser flow (as in test_connect_providers); returns the stored connection."""
+    created = authpipe.session(**session)
+    start = httpx.get(f"{authpipe.url}/connect/{provider}", params={"session": created["token"]})
+    assert start.status_code == 302, start.text
+    outcome = result_of(httpx.get(consent(start.headers["location"], user=user)).text)
+    assert outcome["message"]["ok"] is True, outcome
+    return dict(outcome["message"]["connection"])

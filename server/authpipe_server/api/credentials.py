@@ -1,0 +1,55 @@
+"""`GET /v1/credentials`: the token a caller puts in `Authorization: Bearer …` at the provider."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from authpipe_server.api.deps import ProjectDep, RuntimeDep
+from authpipe_server.api.errors import ApiError, responses
+from authpipe_server.api.params import ProviderQuery, TenantQuery, UserQuery
+from authpipe_server.connections.views import iso
+from authpipe_server.credentials.read import CredentialError, read_credential
+
+router = APIRouter(prefix="/v1", tags=["credentials"])
+
+
+@router.get(
+    "/credentials",
+    summary="A working credential for one user's connection, refreshed first when it is about to expire",
+    responses=responses(400, 401, 404, 410, 502),
+)
+async def get_credential(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    provider: ProviderQuery,
+    tenant_id: TenantQuery,
+    user_id: UserQuery,
+    min_ttl: Annotated[int, Query(ge=0, le=86_400)] = 60,
+    force_refresh: bool = False,
+    resource: Annotated[str | None, Query(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] = None,
+) -> dict[str, Any]:
+    try:
+        found = await read_credential(
+            runtime,
+            project_id,
+            provider=provider,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            min_ttl=min_ttl,
+            force_refresh=force_refresh,
+            resource=resource,
+        )
+    except CredentialError as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after and exc.retry_after > 0 else None
+        raise ApiError(exc.status, exc.code, exc.message, headers) from None
+    connection = found.connection
+    return {
+        "credential": found.credential,
+        "token_type": "bearer",
+        "expires_at": iso(found.expires_at),
+        "connection_id": connection.id,
+        "provider": connection.provider,
+        "scopes": list(connection.scopes or []),
+    }

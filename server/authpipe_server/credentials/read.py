@@ -1,0 +1,85 @@
+"""Reading a credential: one indexed query and one decrypt on the hot path; a refresh only when
+the token is about to run out (or the caller forces one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from authpipe_server.connections.secrets import unseal
+from authpipe_server.credentials.refresh import ConnectionGone, fresh_enough
+from authpipe_server.errors import AuthpipeError
+from authpipe_server.runtime import Runtime
+from authpipe_server.store.models import Connection
+from authpipe_server.store.types import utcnow
+
+
+class CredentialError(AuthpipeError):
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+@dataclass(frozen=True)
+class Credential:
+    credential: str
+    expires_at: datetime | None
+    connection: Connection
+
+    def __repr__(self) -> str:
+        return f"Credential(connection={self.connection.id!r}, expires_at={self.expires_at!r})"
+
+
+async def read_credential(
+    runtime: Runtime,
+    project_id: str,
+    *,
+    provider: str,
+    tenant_id: str,
+    user_id: str,
+    min_ttl: int = 60,
+    force_refresh: bool = False,
+    resource: str | None = None,
+) -> Credential:
+    async with runtime.db.sessions() as session:
+        row = await session.scalar(
+            select(Connection).where(
+                Connection.project_id == project_id,
+                Connection.tenant_id == tenant_id,
+                Connection.user_id == user_id,
+                Connection.provider == provider,
+            )
+        )
+    if row is None:
+        raise CredentialError(404, "connection_not_found", f"no {provider} connection for tenant {tenant_id}, user {user_id}")
+    now = utcnow()
+    if row.status != "revoked" and (force_refresh or not fresh_enough(row, min_ttl, now)):
+        row = await _refreshed(runtime, row, min_ttl, force_refresh, now)
+    if row.status == "revoked" or row.secrets is None:
+        raise CredentialError(410, "connection_revoked", f"the provider rejected this connection's grant ({row.last_error_code or 'revoked'}); the user must connect again")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        retry = int((row.refresh_due_at - utcnow()).total_seconds()) + 1 if row.refresh_due_at else None
+        raise CredentialError(502, "provider_error", f"the token expired and the provider failed to refresh it: {row.last_error_message or 'unknown error'}", retry)
+    tokens = await unseal(runtime.vault, row)
+    if resource is None:
+        return Credential(tokens.access_token, row.expires_at, row)
+    token = tokens.resource_tokens.get(resource)
+    if token is None:
+        raise CredentialError(404, "resource_not_found", f"connection {row.id} has no resource {resource} (see its resources)")
+    return Credential(token, None, row)  # page tokens made from a long-lived user token never expire
+
+
+async def _refreshed(runtime: Runtime, row: Connection, min_ttl: int, force: bool, now: datetime) -> Connection:
+    """Refresh, unless an earlier failure's backoff is still running (then the current token,
+    while valid, is served as it is: the provider is not hammered by every read)."""
+    backing_off = row.refresh_failures > 0 and row.refresh_due_at is not None and row.refresh_due_at > now
+    if backing_off and not force:
+        return row
+    try:
+        return await runtime.refresher.refresh(row.id, min_ttl=min_ttl, force=force)
+    except ConnectionGone:
+        raise CredentialError(404, "connection_not_found", f"connection {row.id} was deleted") from None
+
+

@@ -1,0 +1,183 @@
+"""Refreshing a connection's tokens, one refresh at a time per connection.
+
+In-process: concurrent callers for one connection share one future (single flight). Across
+processes: the connection's row lock (PostgreSQL), and a re-check once it is held — if another
+process refreshed meanwhile, its result is used and the provider is not called again.
+
+Failures are classified (SECURITY.md, "Failure classes"): a gone grant makes the connection
+`revoked`; a provider or network having a bad time changes nothing the caller can see while the
+current token is valid, and is retried with backoff; still failing once the token has run out,
+the connection becomes `error`; a later success makes it `active` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authpipe_server.connections.schedule import refresh_due
+from authpipe_server.connections.secrets import TokenSet, seal, unseal
+from authpipe_server.credentials.backoff import retry_delay
+from authpipe_server.credentials.locking import locked_connection
+from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REVOKED, record_event
+from authpipe_server.providers.apps import ProviderNotConfigured, ProviderNotFound, load_provider
+from authpipe_server.providers.base import Grant
+from authpipe_server.providers.errors import GrantRevoked, ProviderFailure, ProviderUnavailable
+from authpipe_server.store.models import Connection, RefreshAttempt
+from authpipe_server.store.types import utcnow
+
+if TYPE_CHECKING:
+    from authpipe_server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ConnectionGone(LookupError):
+    """The connection was deleted."""
+
+
+def fresh_enough(row: Connection, min_ttl: int, now: datetime) -> bool:
+    return row.expires_at is None or row.expires_at - now > timedelta(seconds=min_ttl)
+
+
+class Refresher:
+    def __init__(self, runtime: "Runtime", *, backoff_base: float = 10.0, backoff_cap: float = 1800.0) -> None:
+        self.runtime = runtime
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self._inflight: dict[str, asyncio.Future[Connection]] = {}
+
+    async def refresh(self, connection_id: str, *, min_ttl: int = 60, force: bool = False) -> Connection:
+        """Refresh unless the token (re-read under the lock) has more than `min_ttl` seconds left;
+        `force` refreshes anyway, unless another caller refreshed after this call began.
+        Returns the connection as it is afterwards; raises ConnectionGone if it was deleted."""
+        pending = self._inflight.get(connection_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        self._inflight[connection_id] = future
+        try:
+            result = await self._refresh(connection_id, min_ttl=min_ttl, force_after=utcnow() if force else None)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: joiners re-raise it; nobody waiting is fine too
+            raise
+        finally:
+            del self._inflight[connection_id]
+
+    async def _refresh(self, connection_id: str, *, min_ttl: int, force_after: datetime | None) -> Connection:
+        runtime = self.runtime
+        async with locked_connection(runtime.db, connection_id) as locked:
+            row = locked.row
+            if row is None:
+                raise ConnectionGone(connection_id)
+            now = utcnow()
+            if row.status == "revoked" or row.secrets is None:
+                return row
+            if force_after is None and fresh_enough(row, min_ttl, now):
+                return row  # refreshed elsewhere while we waited for the lock
+            if force_after is not None and row.last_refreshed_at is not None and row.last_refreshed_at >= force_after:
+                return row
+            interrupted = await self._mark_attempt(row.id)
+            tokens = await unseal(runtime.vault, row)
+            try:
+                found = await load_provider(runtime, row.project_id, row.provider)
+                grant = await found.provider.refresh(tokens)
+            except GrantRevoked as exc:
+                message = exc.message
+                if interrupted is not None:
+                    message = (
+                        f"{exc.message} (a refresh interrupted at {interrupted:%Y-%m-%dT%H:%M:%SZ} may have lost "
+                        "a rotated refresh token); the user must connect again"
+                    )
+                return await locked.save(lambda s, r: self._revoked(s, r, exc.code, message))
+            except (ProviderFailure, ProviderNotFound, ProviderNotConfigured) as exc:
+                failure = exc if isinstance(exc, ProviderFailure) else ProviderFailure("provider_not_configured", str(exc))
+                return await locked.save(lambda s, r: self._failed(s, r, failure))
+            new_tokens = merge(tokens, grant)
+            probe = Connection(id=row.id, project_id=row.project_id, tenant_id=row.tenant_id)
+            await seal(runtime.vault, probe, new_tokens)
+            return await locked.save(lambda s, r: self._succeeded(s, r, grant, probe.secrets))
+
+    async def _mark_attempt(self, connection_id: str) -> datetime | None:
+        """Record (committed at once) that a refresh is starting; return when an earlier one that
+        never finished started, if one did."""
+        async with self.runtime.db.writing() as session:
+            earlier = await session.get(RefreshAttempt, connection_id)
+            started = earlier.started_at if earlier is not None else None
+            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            now = utcnow()
+            statement = insert(RefreshAttempt).values(connection_id=connection_id, started_at=now, holder=HOLDER)
+            await session.execute(
+                statement.on_conflict_do_update(index_elements=["connection_id"], set_={"started_at": now, "holder": HOLDER})
+            )
+        return started
+
+    async def _clear_attempt(self, session: AsyncSession, connection_id: str) -> None:
+        await session.execute(delete(RefreshAttempt).where(RefreshAttempt.connection_id == connection_id))
+
+    async def _succeeded(self, session: AsyncSession, row: Connection, grant: Grant, sealed: bytes | None) -> None:
+        now = utcnow()
+        was = row.status
+        row.secrets = sealed
+        row.expires_at = grant.expires_at
+        if grant.scopes is not None:
+            row.scopes = grant.scopes
+        row.status = "active"
+        row.refresh_failures = 0
+        row.last_error_code = row.last_error_message = None
+        row.last_error_at = None
+        row.last_refreshed_at = now
+        row.refresh_due_at = refresh_due(grant.expires_at, self.runtime.settings.refresh_margin, now)
+        await self._clear_attempt(session, row.id)
+        if was == "error":
+            await session.flush()
+            await record_event(session, row, RECOVERED)
+
+    async def _revoked(self, session: AsyncSession, row: Connection, code: str, message: str) -> None:
+        row.status = "revoked"
+        row.refresh_due_at = None
+        row.check_due_at = None
+        row.last_error_code, row.last_error_message, row.last_error_at = code[:64], message[:1024], utcnow()
+        await self._clear_attempt(session, row.id)
+        await session.flush()
+        await record_event(session, row, REVOKED)
+        log.info("connection %s revoked by %s: %s", row.id, row.provider, code)
+
+    async def _failed(self, session: AsyncSession, row: Connection, failure: ProviderFailure) -> None:
+        now = utcnow()
+        row.refresh_failures += 1
+        retry_after = failure.retry_after if isinstance(failure, ProviderUnavailable) else None
+        delay = retry_delay(row.refresh_failures, retry_after, base=self.backoff_base, cap=self.backoff_cap)
+        row.refresh_due_at = now + timedelta(seconds=delay)
+        row.last_error_code, row.last_error_message, row.last_error_at = failure.code[:64], failure.message[:1024], now
+        await self._clear_attempt(session, row.id)
+        if row.status == "active" and row.expires_at is not None and row.expires_at <= now:
+            row.status = "error"
+            await session.flush()
+            await record_event(session, row, REFRESH_FAILED)
+        log.warning("refresh of %s at %s failed (%s); retrying in %.0f s", row.id, row.provider, failure.code, delay)
+
+
+def merge(previous: TokenSet, grant: Grant) -> TokenSet:
+    """The new tokens, keeping what the provider did not send again (resource tokens, and the
+    refresh token where it does not rotate)."""
+    new = grant.tokens
+    return replace(
+        new,
+        refresh_token=new.refresh_token or previous.refresh_token,
+        resource_tokens=new.resource_tokens or previous.resource_tokens,
+        extra={**previous.extra, **new.extra},
+    )

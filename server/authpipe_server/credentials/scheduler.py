@@ -1,0 +1,91 @@
+"""Proactive refresh: connections are refreshed `AUTHPIPE_REFRESH_MARGIN` seconds before they
+expire, by whichever worker claims them.
+
+Work is claimed, not broadcast: a claim pushes the rows' due time out by a lease, in one
+statement over rows taken `FOR UPDATE SKIP LOCKED`, so any number of workers share the work
+without taking the same row; a worker that dies leaves its claims to be retaken when the lease
+runs out. Concurrency is bounded per provider so no provider sees a burst from us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.store.models import Connection
+from authpipe_server.store.types import utcnow
+
+if TYPE_CHECKING:
+    from authpipe_server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class RefreshScheduler:
+    def __init__(
+        self,
+        runtime: "Runtime",
+        *,
+        batch: int = 500,
+        per_provider: int = 16,
+        lease: float = 300.0,
+        idle: float = 1.0,
+    ) -> None:
+        self.runtime = runtime
+        self.batch, self.lease, self.idle = batch, lease, idle
+        self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_provider))
+
+    async def claim(self) -> list[tuple[str, str]]:
+        """Take up to `batch` due connections: (id, provider) pairs, leased to this worker."""
+        now = utcnow()
+        due = (
+            select(Connection.id)
+            .where(Connection.status.in_(("active", "error")), Connection.refresh_due_at <= now)
+            .order_by(Connection.refresh_due_at)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.runtime.db.writing() as session:
+            claimed = await session.execute(
+                update(Connection)
+                .where(Connection.id.in_(due.scalar_subquery()))
+                .values(refresh_due_at=now + timedelta(seconds=self.lease))
+                .returning(Connection.id, Connection.provider)
+                .execution_options(synchronize_session=False)
+            )
+            return [(row.id, row.provider) for row in claimed]
+
+    async def run_once(self) -> int:
+        """Claim one batch and refresh it; returns how many were claimed."""
+        claimed = await self.claim()
+        if claimed:
+            await asyncio.gather(*(self._refresh(connection_id, provider) for connection_id, provider in claimed))
+        return len(claimed)
+
+    async def _refresh(self, connection_id: str, provider: str) -> None:
+        async with self._limits[provider]:
+            try:
+                await self.runtime.refresher.refresh(connection_id, min_ttl=self.runtime.settings.refresh_margin)
+            except ConnectionGone:
+                pass
+            except Exception:  # one connection's bug must not stop everyone's refreshes
+                log.exception("proactive refresh of %s failed unexpectedly", connection_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("refresh scheduler: claiming failed; retrying")
+                claimed = 0
+            if claimed < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,28 @@
+"""Background work of a process: proactive refresh (later: health checks, webhook delivery).
+Runs inside `authpipe serve` unless AUTHPIPE_WORKERS=off, and alone in `authpipe worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from authpipe_server.credentials.scheduler import RefreshScheduler
+from authpipe_server.runtime import Runtime
+
+
+@contextlib.asynccontextmanager
+async def background(runtime: Runtime) -> AsyncIterator[asyncio.Event]:
+    """Run the workers until the block exits; the yielded event stops them early."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(RefreshScheduler(runtime).run(stop), name="refresh-scheduler")]
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_worker(runtime: Runtime, stop: asyncio.Event) -> None:
+    async with background(runtime):
+        await stop.wait()
