@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test test-python test-js install bench clean
+.PHONY: run test test-python test-js install browser bench clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: Authpipe needs Python >= 3.11 (python3.11, python3.12 or python3.13 on PATH)" >&2; exit 1; }
@@ -20,13 +20,25 @@ $(VENV)/.test-installed: server/pyproject.toml | $(PY)
 
 install: $(VENV)/.run-installed
 
+# The browser tests (server/tests/browser) drive Debian's chromium through Playwright; never
+# `playwright install` (it downloads its own browser). Installed once, when /usr/bin/chromium is missing.
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] || { echo "make: the browser tests need Chromium at $(CHROMIUM): run as root, or install Debian's chromium package yourself" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	@test -x $@ || { echo "make: installing chromium did not provide $@" >&2; exit 1; }
+
 run: $(VENV)/.run-installed
 	$(VENV)/bin/authpipe dev
 
 test: test-python test-js
 
 # pytest's exit code 5 means it collected no tests: that is a failure here, never a pass.
-test-python: $(VENV)/.test-installed
+test-python: $(VENV)/.test-installed $(CHROMIUM)
 	cd server && ../$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

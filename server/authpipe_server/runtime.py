@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from authpipe_server.config import Settings
+from authpipe_server.credentials.lookup import ConnectionLookup
 from authpipe_server.errors import ConfigError
 from authpipe_server.providers.http import new_http_client
 from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
@@ -32,11 +33,14 @@ class Runtime:
     """Shared client for provider calls (pooled connections)."""
     refresher: "Refresher" = field(init=False)
     """One per process: its single-flight map is what makes in-process refreshes one at a time."""
+    lookup: ConnectionLookup = field(init=False)
+    """The credential read path's query."""
 
     def __post_init__(self) -> None:
         from authpipe_server.credentials.refresh import Refresher  # refresh → providers → runtime
 
         self.refresher = Refresher(self)
+        self.lookup = ConnectionLookup(self.db)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_sqlite: bool = True) -> "Runtime":
@@ -57,6 +61,7 @@ class Runtime:
         return cls(settings, db, vault, new_http_client())
 
     async def close(self) -> None:
+        self.lookup.close()
         await self.http.aclose()
         await self.db.dispose()
 

@@ -79,6 +79,7 @@ def run_sandbox(data_dir: Path = DATA_DIR) -> None:
     data_dir.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("AUTHPIPE_DATABASE_URL", f"sqlite:///{data_dir / 'authpipe.db'}")
+    env.setdefault("AUTHPIPE_ACCESS_LOG", "on")  # the sandbox is for watching what happens
     if not env.get("AUTHPIPE_MASTER_KEY"):
         env["AUTHPIPE_MASTER_KEY"] = master_key(data_dir)
     settings = load_settings(env)

@@ -61,7 +61,8 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
         _add_sandbox(app, runtime.settings.public_url)
     app.add_middleware(SecretKeyAuth, ttl=auth_cache_ttl)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(AccessLog)
+    if (runtime.settings if isinstance(runtime, Runtime) else runtime).access_log:
+        app.add_middleware(AccessLog)
     return app
 
 

@@ -154,7 +154,7 @@ async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDe
         raise ApiError(410, "connection_revoked", "the provider rejected this connection's grant; the user must connect again")
     started = utcnow()
     try:
-        refreshed = await runtime.refresher.refresh(connection_id, force=True)
+        refreshed = await runtime.refresher.refresh(connection_id, seen=connection.secrets)
     except ConnectionGone:
         raise not_found(connection_id) from None
     if refreshed.status == "revoked":

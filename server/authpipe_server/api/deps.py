@@ -10,17 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authpipe_server.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_runtime(request).db.sessions() as session:
+    runtime: Runtime = request.app.state.runtime
+    async with runtime.db.sessions() as session:
         yield session
 
 
-def get_project_id(request: Request) -> str:
+async def get_project_id(request: Request) -> str:
     project_id: str = request.scope["state"]["project_id"]
     return project_id
 

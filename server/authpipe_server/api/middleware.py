@@ -7,6 +7,7 @@ without a valid key answered 401 before anything else, unknown paths included.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Awaitable, Callable
@@ -80,6 +81,7 @@ class SecretKeyAuth:
     def __init__(self, app: ASGIApp, *, ttl: float = 5.0, size: int = 10_000) -> None:
         self.app = app
         self._known: TTLCache[str, str] = TTLCache(size, ttl, timer=time.monotonic)
+        self._checking: dict[str, asyncio.Future[str | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -89,15 +91,11 @@ class SecretKeyAuth:
         project_id = self._known.get(digest) if digest else None
         if secret and digest and project_id is None:
             try:
-                db: Database = scope["app"].state.runtime.db
-                async with db.sessions() as session:
-                    project_id = await project_for_key(session, secret)
+                project_id = await self._check(scope["app"].state.runtime.db, secret, digest)
             except (SQLAlchemyError, OSError):
                 # Authpipe being unwell is never the caller's fault: 503, not 401 (SECURITY.md).
                 response = error_response(503, "unavailable", "the database is unreachable; try again shortly")
                 return await response(scope, receive, send)
-            if project_id is not None:
-                self._known[digest] = project_id
         if project_id is None:
             message = (
                 "missing secret key: send Authorization: Bearer ap_sk_…"
@@ -108,6 +106,29 @@ class SecretKeyAuth:
             return await response(scope, receive, send)
         scope.setdefault("state", {})["project_id"] = project_id
         await self.app(scope, receive, send)
+
+
+    async def _check(self, db: Database, secret: str, digest: str) -> str | None:
+        """One query per key however many requests carry it at once (when the cache entry
+        expires under load, every in-flight request would otherwise ask the database)."""
+        pending = self._checking.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._checking[digest] = future
+        try:
+            async with db.sessions() as session:
+                project_id = await project_for_key(session, secret)
+            if project_id is not None:
+                self._known[digest] = project_id
+            future.set_result(project_id)
+            return project_id
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._checking[digest]
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -75,6 +75,9 @@ async def connect_page(request: Request, runtime: RuntimeDep, session: str | Non
         for spec, configured in await list_providers(runtime, connect_session.project_id)
         if configured and allows(connect_session, spec.name)
     ]
+    if connect_session.allowed_providers:  # in the order the app asked for
+        order = {name: i for i, name in enumerate(connect_session.allowed_providers)}
+        providers.sort(key=lambda spec: order[spec.name])
     cards = []
     for spec in providers:
         wanted = (connect_session.scopes or {}).get(spec.name) or []

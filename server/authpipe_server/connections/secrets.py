@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from authpipe_server.store.models import Connection
 from authpipe_server.vault import Place, Vault
 
 FIELD = "secrets"
@@ -36,15 +35,24 @@ class TokenSet:
         return cls(**json.loads(data))
 
 
-def place(connection: Connection) -> Place:
+class Sealed(Protocol):
+    """A connection as far as its secrets go: the ORM row, or the read path's lighter record."""
+
+    id: str
+    project_id: str
+    tenant_id: str
+    secrets: bytes | None
+
+
+def place(connection: Sealed) -> Place:
     return Place(connection.project_id, connection.tenant_id, "connections", connection.id, FIELD)
 
 
-async def seal(vault: Vault, connection: Connection, tokens: TokenSet) -> None:
+async def seal(vault: Vault, connection: Sealed, tokens: TokenSet) -> None:
     connection.secrets = await vault.encrypt(place(connection), tokens.to_bytes())
 
 
-async def unseal(vault: Vault, connection: Connection) -> TokenSet:
+async def unseal(vault: Vault, connection: Sealed) -> TokenSet:
     if connection.secrets is None:
         raise ValueError("this connection's secrets were erased")
     return TokenSet.from_bytes(await vault.decrypt(place(connection), connection.secrets))

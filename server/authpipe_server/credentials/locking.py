@@ -20,14 +20,14 @@ Mutation = Callable[[AsyncSession, Connection], Awaitable[None]]
 
 
 class Locked:
-    def __init__(self, db: Database, session: AsyncSession, row: Connection | None, holds_lock: bool) -> None:
-        self._db, self._session, self.row, self._holds_lock = db, session, row, holds_lock
+    def __init__(self, db: Database, session: AsyncSession | None, row: Connection | None) -> None:
+        self._db, self._session, self.row = db, session, row
 
     async def save(self, mutate: Mutation) -> Connection:
         """Apply `mutate` to the connection and commit it (with the lock, where there is one).
         Seal secrets before calling: on SQLite this opens the write transaction."""
         assert self.row is not None
-        if self._holds_lock:
+        if self._session is not None:
             await mutate(self._session, self.row)
             await self._session.flush()
             return self.row
@@ -43,12 +43,12 @@ class Locked:
 @asynccontextmanager
 async def locked_connection(db: Database, connection_id: str) -> AsyncIterator[Locked]:
     if db.is_sqlite:
-        async with db.sessions() as session:
+        async with db.sessions() as session:  # read and let go: no connection is held meanwhile
             row = await session.get(Connection, connection_id, populate_existing=True)
-            yield Locked(db, session, row, holds_lock=False)
+        yield Locked(db, None, row)
         return
     async with db.writing() as session:
         # FOR NO KEY UPDATE: excludes other refreshers, yet lets refresh_attempts (a foreign key to
         # this row) be written by our own second connection without waiting on us.
         row = await session.get(Connection, connection_id, with_for_update={"key_share": True}, populate_existing=True)
-        yield Locked(db, session, row, holds_lock=True)
+        yield Locked(db, session, row)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from authpipe_server.connections.secrets import unseal
+from authpipe_server.credentials.lookup import ConnectionRecord
 from authpipe_server.credentials.refresh import ConnectionGone, fresh_enough
 from authpipe_server.errors import AuthpipeError
 from authpipe_server.runtime import Runtime
@@ -26,7 +25,7 @@ class CredentialError(AuthpipeError):
 class Credential:
     credential: str
     expires_at: datetime | None
-    connection: Connection
+    connection: Connection | ConnectionRecord
 
     def __repr__(self) -> str:
         return f"Credential(connection={self.connection.id!r}, expires_at={self.expires_at!r})"
@@ -43,20 +42,12 @@ async def read_credential(
     force_refresh: bool = False,
     resource: str | None = None,
 ) -> Credential:
-    async with runtime.db.sessions() as session:
-        row = await session.scalar(
-            select(Connection).where(
-                Connection.project_id == project_id,
-                Connection.tenant_id == tenant_id,
-                Connection.user_id == user_id,
-                Connection.provider == provider,
-            )
-        )
+    row = await runtime.lookup.by_owner(project_id, tenant_id, user_id, provider)
     if row is None:
         raise CredentialError(404, "connection_not_found", f"no {provider} connection for tenant {tenant_id}, user {user_id}")
     now = utcnow()
     if row.status != "revoked" and (force_refresh or not fresh_enough(row, min_ttl, now)):
-        row = await _refreshed(runtime, row, min_ttl, force_refresh, now)
+        row = await _refreshed(runtime, row, force_refresh, now)
     if row.status == "revoked" or row.secrets is None:
         raise CredentialError(410, "connection_revoked", f"the provider rejected this connection's grant ({row.last_error_code or 'revoked'}); the user must connect again")
     if row.expires_at is not None and row.expires_at <= utcnow():
@@ -71,14 +62,14 @@ async def read_credential(
     return Credential(token, None, row)  # page tokens made from a long-lived user token never expire
 
 
-async def _refreshed(runtime: Runtime, row: Connection, min_ttl: int, force: bool, now: datetime) -> Connection:
+async def _refreshed(runtime: Runtime, row: ConnectionRecord, force: bool, now: datetime) -> Connection | ConnectionRecord:
     """Refresh, unless an earlier failure's backoff is still running (then the current token,
     while valid, is served as it is: the provider is not hammered by every read)."""
     backing_off = row.refresh_failures > 0 and row.refresh_due_at is not None and row.refresh_due_at > now
     if backing_off and not force:
         return row
     try:
-        return await runtime.refresher.refresh(row.id, min_ttl=min_ttl, force=force)
+        return await runtime.refresher.refresh(row.id, seen=row.secrets)
     except ConnectionGone:
         raise CredentialError(404, "connection_not_found", f"connection {row.id} was deleted") from None
 

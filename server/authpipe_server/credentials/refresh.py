@@ -57,17 +57,21 @@ class Refresher:
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self._inflight: dict[str, asyncio.Future[Connection]] = {}
 
-    async def refresh(self, connection_id: str, *, min_ttl: int = 60, force: bool = False) -> Connection:
-        """Refresh unless the token (re-read under the lock) has more than `min_ttl` seconds left;
-        `force` refreshes anyway, unless another caller refreshed after this call began.
-        Returns the connection as it is afterwards; raises ConnectionGone if it was deleted."""
+    async def refresh(self, connection_id: str, *, seen: bytes | None = None) -> Connection:
+        """Refresh the connection's tokens, once however many callers ask at the same time.
+
+        `seen` is the sealed secrets the caller read before deciding a refresh was needed: if,
+        once the lock is held, they are no longer what is stored, someone else refreshed
+        meanwhile and their result is returned. Without `seen` (the scheduler), the connection
+        is refreshed only if it is still due. Returns the connection as it is afterwards.
+        """
         pending = self._inflight.get(connection_id)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
         self._inflight[connection_id] = future
         try:
-            result = await self._refresh(connection_id, min_ttl=min_ttl, force_after=utcnow() if force else None)
+            result = await self._refresh(connection_id, seen)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -77,19 +81,18 @@ class Refresher:
         finally:
             del self._inflight[connection_id]
 
-    async def _refresh(self, connection_id: str, *, min_ttl: int, force_after: datetime | None) -> Connection:
+    async def _refresh(self, connection_id: str, seen: bytes | None) -> Connection:
         runtime = self.runtime
         async with locked_connection(runtime.db, connection_id) as locked:
             row = locked.row
             if row is None:
                 raise ConnectionGone(connection_id)
-            now = utcnow()
             if row.status == "revoked" or row.secrets is None:
                 return row
-            if force_after is None and fresh_enough(row, min_ttl, now):
-                return row  # refreshed elsewhere while we waited for the lock
-            if force_after is not None and row.last_refreshed_at is not None and row.last_refreshed_at >= force_after:
-                return row
+            if seen is not None and row.secrets != seen:
+                return row  # refreshed (or reconnected) by someone else while we waited
+            if seen is None and (row.refresh_due_at is None or row.refresh_due_at > utcnow()):
+                return row  # no longer due
             interrupted = await self._mark_attempt(row.id)
             tokens = await unseal(runtime.vault, row)
             try:

@@ -1,10 +1,10 @@
 """Proactive refresh: connections are refreshed `AUTHPIPE_REFRESH_MARGIN` seconds before they
 expire, by whichever worker claims them.
 
-Work is claimed, not broadcast: a claim pushes the rows' due time out by a lease, in one
-statement over rows taken `FOR UPDATE SKIP LOCKED`, so any number of workers share the work
-without taking the same row; a worker that dies leaves its claims to be retaken when the lease
-runs out. Concurrency is bounded per provider so no provider sees a burst from us.
+Work is claimed, not broadcast: a claim leases due rows to one worker (`refresh_claimed_until`)
+in one statement over rows taken `FOR UPDATE SKIP LOCKED`, so any number of workers share the
+work without taking the same row; a worker that dies leaves its claims to be retaken when the
+lease runs out. Concurrency is bounded per provider so no provider sees a burst from us.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from authpipe_server.credentials.refresh import ConnectionGone
 from authpipe_server.store.models import Connection
@@ -33,12 +33,16 @@ class RefreshScheduler:
         runtime: "Runtime",
         *,
         batch: int = 500,
-        per_provider: int = 16,
+        concurrency: int = 16,
+        per_provider: int = 8,
         lease: float = 300.0,
         idle: float = 1.0,
     ) -> None:
         self.runtime = runtime
         self.batch, self.lease, self.idle = batch, lease, idle
+        # Each refresh holds a database connection (PostgreSQL: the row lock) while the provider
+        # answers, so the total is bounded below the pool size as well as per provider.
+        self._total = asyncio.Semaphore(concurrency)
         self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_provider))
 
     async def claim(self) -> list[tuple[str, str]]:
@@ -46,7 +50,11 @@ class RefreshScheduler:
         now = utcnow()
         due = (
             select(Connection.id)
-            .where(Connection.status.in_(("active", "error")), Connection.refresh_due_at <= now)
+            .where(
+                Connection.status.in_(("active", "error")),
+                Connection.refresh_due_at <= now,
+                or_(Connection.refresh_claimed_until.is_(None), Connection.refresh_claimed_until < now),
+            )
             .order_by(Connection.refresh_due_at)
             .limit(self.batch)
             .with_for_update(skip_locked=True)
@@ -55,7 +63,7 @@ class RefreshScheduler:
             claimed = await session.execute(
                 update(Connection)
                 .where(Connection.id.in_(due.scalar_subquery()))
-                .values(refresh_due_at=now + timedelta(seconds=self.lease))
+                .values(refresh_claimed_until=now + timedelta(seconds=self.lease))
                 .returning(Connection.id, Connection.provider)
                 .execution_options(synchronize_session=False)
             )
@@ -69,9 +77,9 @@ class RefreshScheduler:
         return len(claimed)
 
     async def _refresh(self, connection_id: str, provider: str) -> None:
-        async with self._limits[provider]:
+        async with self._limits[provider], self._total:
             try:
-                await self.runtime.refresher.refresh(connection_id, min_ttl=self.runtime.settings.refresh_margin)
+                await self.runtime.refresher.refresh(connection_id)
             except ConnectionGone:
                 pass
             except Exception:  # one connection's bug must not stop everyone's refreshes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,9 @@ def make_engine(url: URL) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database:
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # Connections to a local file are cheap; a roomy pool keeps background work and requests
+        # from queueing behind each other.
+        engine = create_async_engine(url, pool_size=20, max_overflow=40)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -60,6 +63,7 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     _writes: async_sessionmaker[AsyncSession]
+    _write_lock: asyncio.Lock | None = None
 
     @classmethod
     def connect(cls, url: URL) -> "Database":
@@ -72,7 +76,15 @@ class Database:
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
-        async with self._writes() as session, session.begin():
+        if not self.is_sqlite:
+            async with self._writes() as session, session.begin():
+                yield session
+            return
+        # SQLite has one writer at a time. Waiting for it here, in order, beats SQLite's own busy
+        # handler, which sleeps in growing steps (up to 100 ms) and collapses under contention.
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock, self._writes() as session, session.begin():
             yield session
 
     @property

@@ -123,6 +123,8 @@ class Connection(Base):
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime | None]
     refresh_due_at: Mapped[datetime | None]
+    refresh_claimed_until: Mapped[datetime | None]
+    """A worker's lease on a due refresh (see credentials.scheduler)."""
     check_due_at: Mapped[datetime | None]
     refresh_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error_code: Mapped[str | None] = mapped_column(String(64))

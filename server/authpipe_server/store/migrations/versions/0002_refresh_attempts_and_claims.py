@@ -1,4 +1,4 @@
-"""refresh attempts
+"""refresh attempts and claims
 
 Revision ID: 0002
 Revises: 0001
@@ -26,7 +26,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], name=op.f('fk_refresh_attempts_connection_id_connections'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('connection_id', name=op.f('pk_refresh_attempts'))
     )
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('refresh_claimed_until', authpipe_server.store.types.UTCDateTime(timezone=True), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.drop_column('refresh_claimed_until')
+
     op.drop_table('refresh_attempts')

@@ -1,0 +1,161 @@
+"""Several `authpipe serve` processes sharing PostgreSQL: one refresh per connection however
+many callers ask, and a process killed mid-refresh leaves the connection usable or explained."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from authpipe_server import projects
+from authpipe_server.config import load_settings
+from authpipe_server.runtime import Runtime
+from tests.conftest import new_master_key
+from tests.e2e.conftest import Authpipe, connect, control
+from tests.processes import free_port, running_server
+
+
+class Cluster:
+    """Authpipe servers (workers off) on one PostgreSQL database, and the project they serve."""
+
+    def __init__(self, pg_url: str, emulators: dict[str, str], count: int) -> None:
+        self.env = {"AUTHPIPE_DATABASE_URL": pg_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_WORKERS": "off"}
+        self.ports = [free_port() for _ in range(count)]
+        # One public URL (the OAuth redirect URI) for all, as behind a load balancer.
+        self.env["AUTHPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports[0]}"
+        self.emulators = emulators
+        self.project_id, self.secret = asyncio.run(self._project())
+        self.servers = [self.start(port) for port in self.ports]
+
+    async def _project(self) -> tuple[str, str]:
+        runtime = await Runtime.open(load_settings(self.env))
+        try:
+            async with runtime.db.writing() as session:
+                project = await projects.create_project(session, "cluster")
+                key = await projects.create_key(session, project)
+            return project.id, key.secret
+        finally:
+            await runtime.close()
+
+    def start(self, port: int) -> running_server:
+        server = running_server(["serve"], self.env | {"AUTHPIPE_PORT": str(port)})
+        server.__enter__()
+        return server
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.__exit__(None, None, None)
+
+    def authpipe(self, index: int = 0) -> Authpipe:
+        return Authpipe(self.servers[index].url, self.project_id, self.secret, self.emulators, db_path="")
+
+
+@pytest.fixture
+def cluster(pg_url: str, emulators: dict[str, str]) -> Iterator[Cluster]:
+    running = Cluster(pg_url, emulators, count=2)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def ask(cluster: Cluster, requests: list[tuple[int, str]], **params: Any) -> list[httpx.Response]:
+    """Send every (server index, user id) request at once."""
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers={"Authorization": f"Bearer {cluster.secret}"}) as client:
+        return await asyncio.gather(
+            *(
+                client.get(
+                    f"{cluster.servers[index].url}/v1/credentials",
+                    params={"provider": "spotify", "tenant_id": "org_acme", "user_id": user, **params},
+                )
+                for index, user in requests
+            )
+        )
+
+
+def wait_for(predicate: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def held(authpipe: Authpipe) -> int:
+    return int(control(authpipe, "spotify", "hold", "GET")["waiting"])
+
+
+@pytest.mark.parametrize("connections", [1, 20])
+def test_stampede_makes_one_refresh_per_connection(cluster: Cluster, connections: int) -> None:
+    first = cluster.authpipe(0)
+    first.configure("spotify")
+    users = [f"user_{i}" for i in range(connections)]
+    for user in users:
+        connect(first, "spotify", user_id=user)
+    old = {user: first.api.get("/v1/credentials", params={"provider": "spotify", "tenant_id": "org_acme", "user_id": user}).json()["credential"] for user in users}
+    control(first, "spotify", "counts", "DELETE")
+    control(first, "spotify", "hold", kinds=["refresh"])
+
+    requests = [(i % 2, users[i % connections]) for i in range(200)]  # 200 at once, over both servers
+
+    async def scenario() -> list[httpx.Response]:
+        pending = asyncio.ensure_future(ask(cluster, requests, min_ttl=3600))  # every token "expiring"
+        await asyncio.to_thread(wait_for, lambda: held(first) == connections)
+        await asyncio.sleep(0.5)  # let the stragglers pile up behind the locks
+        assert held(first) == connections  # still exactly one refresh per connection at the provider
+        control(first, "spotify", "release")
+        return await pending
+
+    responses = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200] * 200
+    assert control(first, "spotify", "counts", "GET")["refresh"] == connections
+    by_user: dict[str, set[str]] = {}
+    for (_, user), response in zip(requests, responses):
+        by_user.setdefault(user, set()).add(response.json()["credential"])
+    for user in users:
+        assert len(by_user[user]) == 1 and by_user[user] != {old[user]}, user
+
+
+@pytest.mark.parametrize(("provider", "survives"), [("spotify", True), ("buffer", False)])
+def test_kill_mid_refresh(cluster: Cluster, provider: str, survives: bool) -> None:
+    """SIGKILL the process while the provider holds its refresh. Spotify (no rotation): the next
+    refresh simply works. Buffer (single-use rotating refresh tokens): the provider already
+    rotated the token the dead process never stored, so the grant is gone — and the connection
+    says so, naming the interrupted refresh."""
+    first = cluster.authpipe(0)
+    first.configure(provider)
+    conn = connect(first, provider)
+    params = {"provider": provider, "tenant_id": "org_acme", "user_id": "user_123"}
+    control(first, provider, "hold", kinds=["refresh"])
+    victim = cluster.servers[0]
+
+    async def start_refresh() -> None:
+        async with httpx.AsyncClient(timeout=2, headers={"Authorization": f"Bearer {cluster.secret}"}) as client:
+            try:
+                await client.get(f"{victim.url}/v1/credentials", params=params | {"min_ttl": "3600"})
+            except httpx.HTTPError:
+                pass  # the process is killed under us
+
+    async def scenario() -> None:
+        request = asyncio.ensure_future(start_refresh())
+        await asyncio.to_thread(wait_for, lambda: int(control(first, provider, "hold", "GET")["waiting"]) == 1)
+        victim.kill()
+        control(first, provider, "release")
+        await request
+
+    asyncio.run(scenario())
+    survivor = cluster.authpipe(1)
+    started = time.monotonic()
+    response = survivor.api.get("/v1/credentials", params=params | {"min_ttl": "3600"})
+    assert time.monotonic() - started < 15  # the dead process's row lock was released
+    after = survivor.api.get(f"/v1/connections/{conn['id']}").json()
+    if survives:
+        assert response.status_code == 200, response.text
+        assert after["status"] == "active"
+    else:
+        assert response.status_code == 410
+        assert after["status"] == "revoked"
+        assert "interrupted" in after["last_error"]["message"]
