@@ -159,3 +159,20 @@ async def project(runtime: Runtime) -> tuple[str, str]:
         created = await projects.create_project(session, f"p-{uuid.uuid4().hex[:8]}")
         key = await projects.create_key(session, created)
     return created.id, key.secret
+
+
+def make_project(env: dict[str, str], name: str) -> tuple[str, str]:
+    """Create a project and a secret key in the database `env` names: (project_id, secret)."""
+    from authpipe_server import projects
+
+    async def create() -> tuple[str, str]:
+        runtime = await Runtime.open(load_settings(env))
+        try:
+            async with runtime.db.writing() as session:
+                project = await projects.create_project(session, name)
+                key = await projects.create_key(session, project)
+            return project.id, key.secret
+        finally:
+            await runtime.close()
+
+    return asyncio.run(create())

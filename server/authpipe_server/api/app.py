@@ -45,6 +45,7 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
         docs_url="/docs",
         redoc_url=None,
     )
+    settings = runtime.settings if isinstance(runtime, Runtime) else runtime
     if isinstance(runtime, Runtime):
         app.state.runtime = runtime
     app.state.sandbox = sandbox
@@ -58,10 +59,10 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     app.include_router(connect_routes.router)
     app.mount("/static", pages.static, name="static")
     if sandbox:
-        _add_sandbox(app, runtime.settings.public_url)
+        _add_sandbox(app, settings.public_url)
     app.add_middleware(SecretKeyAuth, ttl=auth_cache_ttl)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    if (runtime.settings if isinstance(runtime, Runtime) else runtime).access_log:
+    if settings.access_log:
         app.add_middleware(AccessLog)
     return app
 

@@ -7,7 +7,6 @@ without a valid key answered 401 before anything else, unknown paths included.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Awaitable, Callable
@@ -19,6 +18,7 @@ from authpipe_server.api.errors import error_response
 from sqlalchemy.exc import SQLAlchemyError
 
 from authpipe_server.projects import project_for_key
+from authpipe_server.singleflight import SingleFlight
 from authpipe_server.store.db import Database
 from authpipe_server.tokens import token_hash
 
@@ -81,7 +81,7 @@ class SecretKeyAuth:
     def __init__(self, app: ASGIApp, *, ttl: float = 5.0, size: int = 10_000) -> None:
         self.app = app
         self._known: TTLCache[str, str] = TTLCache(size, ttl, timer=time.monotonic)
-        self._checking: dict[str, asyncio.Future[str | None]] = {}
+        self._checking: SingleFlight[str, str | None] = SingleFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -111,24 +111,14 @@ class SecretKeyAuth:
     async def _check(self, db: Database, secret: str, digest: str) -> str | None:
         """One query per key however many requests carry it at once (when the cache entry
         expires under load, every in-flight request would otherwise ask the database)."""
-        pending = self._checking.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._checking[digest] = future
-        try:
-            async with db.sessions() as session:
-                project_id = await project_for_key(session, secret)
-            if project_id is not None:
-                self._known[digest] = project_id
-            future.set_result(project_id)
-            return project_id
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del self._checking[digest]
+        return await self._checking.do(digest, lambda: self._lookup(db, secret, digest))
+
+    async def _lookup(self, db: Database, secret: str, digest: str) -> str | None:
+        async with db.sessions() as session:
+            project_id = await project_for_key(session, secret)
+        if project_id is not None:
+            self._known[digest] = project_id
+        return project_id
 
 
 def _bearer(scope: Scope) -> str | None:

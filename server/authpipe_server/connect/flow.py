@@ -112,9 +112,9 @@ async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state
     if connect_session.expires_at <= utcnow():
         raise ConnectError("session_expired", "this connect link has expired; start again from the app", 410)
     if params.get("error"):
-        code = params["error"] if params["error"] in ("access_denied", "invalid_scope", "temporarily_unavailable", "server_error") else "authorization_failed"
-        message = "you declined access" if code == "access_denied" else "the provider could not complete the sign-in"
-        raise ConnectError(code, message)
+        reason = params["error"] if params["error"] in ("access_denied", "invalid_scope", "temporarily_unavailable", "server_error") else "authorization_failed"
+        message = "you declined access" if reason == "access_denied" else "the provider could not complete the sign-in"
+        raise ConnectError(reason, message)
     _, project_provider = await session_provider_for(runtime, connect_session, oauth_state.provider)
     spec = project_provider.spec
     # RFC 9207 §2.4: "clients MUST compare the iss parameter value with the issuer identifier of

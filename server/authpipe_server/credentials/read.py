@@ -42,12 +42,13 @@ async def read_credential(
     force_refresh: bool = False,
     resource: str | None = None,
 ) -> Credential:
-    row = await runtime.lookup.by_owner(project_id, tenant_id, user_id, provider)
-    if row is None:
+    found = await runtime.lookup.by_owner(project_id, tenant_id, user_id, provider)
+    if found is None:
         raise CredentialError(404, "connection_not_found", f"no {provider} connection for tenant {tenant_id}, user {user_id}")
+    row: Connection | ConnectionRecord = found
     now = utcnow()
     if row.status != "revoked" and (force_refresh or not fresh_enough(row, min_ttl, now)):
-        row = await _refreshed(runtime, row, force_refresh, now)
+        row = await _refreshed(runtime, found, force_refresh, now)
     if row.status == "revoked" or row.secrets is None:
         raise CredentialError(410, "connection_revoked", f"the provider rejected this connection's grant ({row.last_error_code or 'revoked'}); the user must connect again")
     if row.expires_at is not None and row.expires_at <= utcnow():

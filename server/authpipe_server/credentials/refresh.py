@@ -12,7 +12,6 @@ the connection becomes `error`; a later success makes it `active` again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -33,10 +32,12 @@ from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REVOKED, re
 from authpipe_server.providers.apps import ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
 from authpipe_server.providers.errors import GrantRevoked, ProviderFailure, ProviderUnavailable
+from authpipe_server.singleflight import SingleFlight
 from authpipe_server.store.models import Connection, RefreshAttempt
 from authpipe_server.store.types import utcnow
 
 if TYPE_CHECKING:
+    from authpipe_server.credentials.lookup import ConnectionRecord
     from authpipe_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class ConnectionGone(LookupError):
     """The connection was deleted."""
 
 
-def fresh_enough(row: Connection, min_ttl: int, now: datetime) -> bool:
+def fresh_enough(row: "Connection | ConnectionRecord", min_ttl: int, now: datetime) -> bool:
     return row.expires_at is None or row.expires_at - now > timedelta(seconds=min_ttl)
 
 
@@ -55,7 +56,7 @@ class Refresher:
     def __init__(self, runtime: "Runtime", *, backoff_base: float = 10.0, backoff_cap: float = 1800.0) -> None:
         self.runtime = runtime
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
-        self._inflight: dict[str, asyncio.Future[Connection]] = {}
+        self._inflight: SingleFlight[str, Connection] = SingleFlight()
 
     async def refresh(self, connection_id: str, *, seen: bytes | None = None) -> Connection:
         """Refresh the connection's tokens, once however many callers ask at the same time.
@@ -65,21 +66,7 @@ class Refresher:
         meanwhile and their result is returned. Without `seen` (the scheduler), the connection
         is refreshed only if it is still due. Returns the connection as it is afterwards.
         """
-        pending = self._inflight.get(connection_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self._inflight[connection_id] = future
-        try:
-            result = await self._refresh(connection_id, seen)
-            future.set_result(result)
-            return result
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: joiners re-raise it; nobody waiting is fine too
-            raise
-        finally:
-            del self._inflight[connection_id]
+        return await self._inflight.do(connection_id, lambda: self._refresh(connection_id, seen))
 
     async def _refresh(self, connection_id: str, seen: bytes | None) -> Connection:
         runtime = self.runtime
@@ -105,7 +92,8 @@ class Refresher:
                         f"{exc.message} (a refresh interrupted at {interrupted:%Y-%m-%dT%H:%M:%SZ} may have lost "
                         "a rotated refresh token); the user must connect again"
                     )
-                return await locked.save(lambda s, r: self._revoked(s, r, exc.code, message))
+                code = exc.code
+                return await locked.save(lambda s, r: self._revoked(s, r, code, message))
             except (ProviderFailure, ProviderNotFound, ProviderNotConfigured) as exc:
                 failure = exc if isinstance(exc, ProviderFailure) else ProviderFailure("provider_not_configured", str(exc))
                 return await locked.save(lambda s, r: self._failed(s, r, failure))
@@ -120,7 +108,7 @@ class Refresher:
         async with self.runtime.db.writing() as session:
             earlier = await session.get(RefreshAttempt, connection_id)
             started = earlier.started_at if earlier is not None else None
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            insert = sqlite_insert if self.runtime.db.is_sqlite else pg_insert
             now = utcnow()
             statement = insert(RefreshAttempt).values(connection_id=connection_id, started_at=now, holder=HOLDER)
             await session.execute(

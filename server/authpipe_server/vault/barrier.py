@@ -3,7 +3,6 @@ and cached in memory (bounded, with a TTL so a shred elsewhere reaches this proc
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -12,6 +11,7 @@ from cachetools import TTLCache
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from authpipe_server.singleflight import SingleFlight
 from authpipe_server.store.db import Database
 from authpipe_server.store.models import TenantKey, TenantKeyWrap, VaultMeta
 from authpipe_server.vault.envelope import DataKey, read_key_version
@@ -62,7 +62,7 @@ class Vault:
         self._keys = {key.id: key for key in keys}
         self.primary = keys[0]
         self._cache: TTLCache[tuple[str, str], TenantKeys] = TTLCache(cache_size, cache_ttl)
-        self._loading: dict[tuple[str, str], asyncio.Future[TenantKeys]] = {}
+        self._loading: SingleFlight[tuple[str, str], TenantKeys] = SingleFlight()
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -116,22 +116,12 @@ class Vault:
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        pending = self._loading.get(cache_key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[TenantKeys] = asyncio.get_running_loop().create_future()
-        self._loading[cache_key] = future
-        try:
-            keys = await self._load(project_id, tenant_id)
-            self._cache[cache_key] = keys
-            future.set_result(keys)
-            return keys
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: callers that are not waiting must not warn
-            raise
-        finally:
-            del self._loading[cache_key]
+        return await self._loading.do(cache_key, lambda: self._load_and_cache(project_id, tenant_id))
+
+    async def _load_and_cache(self, project_id: str, tenant_id: str) -> TenantKeys:
+        keys = await self._load(project_id, tenant_id)
+        self._cache[(project_id, tenant_id)] = keys
+        return keys
 
     def forget(self, project_id: str, tenant_id: str) -> None:
         self._cache.pop((project_id, tenant_id), None)

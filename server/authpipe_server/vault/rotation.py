@@ -55,7 +55,7 @@ async def rotate_master_key(
     report.rewrapped += await _add_new_wraps(db, old, new, batch_size, after_batch)
     async with db.writing() as session:
         result = await session.execute(delete(TenantKeyWrap).where(TenantKeyWrap.kek_id != new.id))
-        report.removed_old_wraps = result.rowcount or 0
+        report.removed_old_wraps = result.rowcount or 0  # type: ignore[attr-defined]  # a DELETE's CursorResult
     return report
 
 

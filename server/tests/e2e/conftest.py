@@ -3,7 +3,6 @@ to over HTTP exactly as an application and a browser would."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -13,13 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from authpipe_server import projects
 from authpipe_server.api.app import create_app
 from authpipe_server.config import load_settings
 from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, serve_in_thread
-from authpipe_server.runtime import Runtime
 from authpipe_server.sandbox_providers import EMULATOR_OF, FACTORIES, overrides
-from tests.conftest import new_master_key
+from tests.conftest import make_project, new_master_key
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +73,7 @@ def authpipe_env() -> dict[str, str]:
 def authpipe(emulators: dict[str, str], sqlite_url: str, authpipe_env: dict[str, str]) -> Iterator[Authpipe]:
     env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), **authpipe_env}
 
-    async def make_project() -> tuple[str, str]:
-        runtime = await Runtime.open(load_settings(env))
-        try:
-            async with runtime.db.writing() as session:
-                project = await projects.create_project(session, "e2e")
-                key = await projects.create_key(session, project)
-            return project.id, key.secret
-        finally:
-            await runtime.close()
-
-    project_id, secret = asyncio.run(make_project())
+    project_id, secret = make_project(env, "e2e")
     with serve_in_thread(app_factory=lambda url: create_app(load_settings(env | {"AUTHPIPE_PUBLIC_URL": url}), auth_cache_ttl=0.0001)) as url:
         yield Authpipe(url, project_id, secret, emulators, sqlite_url.removeprefix("sqlite:///"))
 

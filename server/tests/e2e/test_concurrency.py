@@ -10,10 +10,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from authpipe_server import projects
 from authpipe_server.config import load_settings
 from authpipe_server.runtime import Runtime
-from tests.conftest import new_master_key
+from tests.conftest import make_project, new_master_key
 from tests.e2e.conftest import Authpipe, connect, control
 from tests.processes import free_port, running_server
 
@@ -27,18 +26,8 @@ class Cluster:
         # One public URL (the OAuth redirect URI) for all, as behind a load balancer.
         self.env["AUTHPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports[0]}"
         self.emulators = emulators
-        self.project_id, self.secret = asyncio.run(self._project())
+        self.project_id, self.secret = make_project(self.env, "cluster")
         self.servers = [self.start(port) for port in self.ports]
-
-    async def _project(self) -> tuple[str, str]:
-        runtime = await Runtime.open(load_settings(self.env))
-        try:
-            async with runtime.db.writing() as session:
-                project = await projects.create_project(session, "cluster")
-                key = await projects.create_key(session, project)
-            return project.id, key.secret
-        finally:
-            await runtime.close()
 
     def start(self, port: int) -> running_server:
         server = running_server(["serve"], self.env | {"AUTHPIPE_PORT": str(port)})
@@ -159,3 +148,43 @@ def test_kill_mid_refresh(cluster: Cluster, provider: str, survives: bool) -> No
         assert response.status_code == 410
         assert after["status"] == "revoked"
         assert "interrupted" in after["last_error"]["message"]
+
+
+def test_worker_processes_share_the_due_work(cluster: Cluster) -> None:
+    """`authpipe worker` ×2 on one database: every due connection is refreshed once, by one of them."""
+    import os
+    import signal
+    import subprocess
+
+    from sqlalchemy import text
+
+    from tests.processes import CLI
+
+    first = cluster.authpipe(0)
+    first.configure("spotify")
+    ids = [connect(first, "spotify", user_id=f"user_{i}")["id"] for i in range(30)]
+    control(first, "spotify", "counts", "DELETE")
+
+    async def make_due() -> None:
+        runtime = await Runtime.open(load_settings(cluster.env))
+        try:
+            async with runtime.db.writing() as session:
+                await session.execute(text("UPDATE connections SET refresh_due_at = now() - interval '1 second'"))
+        finally:
+            await runtime.close()
+
+    asyncio.run(make_due())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPIPE_")} | cluster.env
+    workers = [subprocess.Popen([*CLI, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        wait_for(lambda: control(first, "spotify", "counts", "GET")["refresh"] >= len(ids), 60)
+        time.sleep(2)  # give a double refresh the chance to show
+        assert control(first, "spotify", "counts", "GET")["refresh"] == len(ids)
+        for connection_id in ids:
+            assert first.api.get(f"/v1/connections/{connection_id}").json()["last_refreshed_at"] is not None
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [worker.communicate(timeout=20)[1] for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    assert all("worker started" in output for output in outputs)

@@ -3,7 +3,7 @@ Authpipe and the emulators are real servers; the test plays the browser."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
