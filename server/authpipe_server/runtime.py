@@ -10,6 +10,7 @@ import httpx
 from authpipe_server.config import Settings
 from authpipe_server.credentials.lookup import ConnectionLookup
 from authpipe_server.errors import ConfigError
+from authpipe_server.metrics import Metrics
 from authpipe_server.providers.http import new_http_client
 from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
 from authpipe_server.vault import MasterKey, Vault
@@ -35,12 +36,14 @@ class Runtime:
     """One per process: its single-flight map is what makes in-process refreshes one at a time."""
     lookup: ConnectionLookup = field(init=False)
     """The credential read path's query."""
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         from authpipe_server.credentials.refresh import Refresher  # refresh → providers → runtime
 
         self.refresher = Refresher(self)
         self.lookup = ConnectionLookup(self.db)
+        self.metrics = Metrics()
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_sqlite: bool = True) -> "Runtime":

@@ -126,6 +126,8 @@ class Connection(Base):
     refresh_claimed_until: Mapped[datetime | None]
     """A worker's lease on a due refresh (see credentials.scheduler)."""
     check_due_at: Mapped[datetime | None]
+    check_claimed_until: Mapped[datetime | None]
+    """A worker's lease on a due health check (see monitor.scheduler)."""
     refresh_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error_message: Mapped[str | None] = mapped_column(String(1024))
@@ -214,5 +216,19 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(1024))
+    claimed_until: Mapped[datetime | None]
+    """A worker's lease on this delivery while it is being sent."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One try at delivering a webhook: when, how it answered, how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[str] = _id("wha")
+    delivery_id: Mapped[str] = mapped_column(ID, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(1024))
