@@ -41,6 +41,7 @@ test: test-python test-js
 test-python: $(VENV)/.test-installed $(CHROMIUM)
 	cd server && ../$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	$(PIP) install -q -e ./sdk/python && $(PY) -m pytest sdk/python/tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make: pytest collected no SDK tests" >&2; exit 1; fi; exit $$rc
 
 test-js:
 	@command -v npm >/dev/null 2>&1 || { echo "make: the JavaScript tests need Node.js >= 20 and npm" >&2; exit 1; }

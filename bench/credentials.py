@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import multiprocessing
 import os
 import re
@@ -30,7 +31,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import httpx
 
@@ -163,17 +164,23 @@ def run_emulator(port: int, count: int, ready: "multiprocessing.synchronize.Even
         oauth.refresh.pop(token.value)
         token.value = f"AQbench{i}"
         oauth.refresh[token.value] = token
+        access = oauth.issue_access(grant, now=now, expires_at=None)
+        oauth.access.pop(access.value)
+        access.value = f"BQbench{i}"
+        oauth.access[access.value] = access
     ready.set()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-async def bench_scheduler(count: int, database_url: str | None) -> None:
-    from sqlalchemy import func, insert, select
+@contextlib.asynccontextmanager
+async def seeded(count: int, database_url: str | None, *, due: str) -> AsyncIterator[tuple[Any, int]]:
+    """A Runtime with COUNT Spotify connections whose `due` work ("refresh" or "check") is due
+    now, and the Spotify emulator (child process) seeded with their grants: (runtime, port)."""
+    from sqlalchemy import insert
 
     from authpipe_server import projects
     from authpipe_server.config import load_settings
     from authpipe_server.connections.secrets import TokenSet
-    from authpipe_server.credentials.scheduler import RefreshScheduler
     from authpipe_server.ids import new_id
     from authpipe_server.providers.apps import save_app
     from authpipe_server.runtime import Runtime
@@ -183,8 +190,8 @@ async def bench_scheduler(count: int, database_url: str | None) -> None:
     from authpipe_server.vault import Place
 
     port = free_port()
-    ready = multiprocessing.get_context("fork").Event()
     fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
     emulator = fork.Process(target=run_emulator, args=(port, count, ready), daemon=True)
     emulator.start()
     ready.wait(600)
@@ -207,17 +214,32 @@ async def bench_scheduler(count: int, database_url: str | None) -> None:
             connection_id = new_id("conn")
             sealed = await runtime.vault.encrypt(
                 Place(project.id, tenant, "connections", connection_id, "secrets"),
-                TokenSet(access_token=f"BQold{i}", refresh_token=f"AQbench{i}").to_bytes(),
+                TokenSet(access_token=f"BQbench{i}", refresh_token=f"AQbench{i}").to_bytes(),
             )
             rows.append({
                 "id": connection_id, "project_id": project.id, "tenant_id": tenant, "user_id": f"user_{i}",
-                "provider": "spotify", "status": "active", "secrets": sealed, "expires_at": now + timedelta(seconds=300),
-                "refresh_due_at": now, "resources": [], "scopes": [], "refresh_failures": 0, "created_at": now, "updated_at": now,
+                "provider": "spotify", "status": "active", "secrets": sealed, "expires_at": now + timedelta(seconds=300 if due == "refresh" else 86400),
+                "refresh_due_at": now if due == "refresh" else None, "check_due_at": now if due == "check" else None,
+                "resources": [], "scopes": [], "refresh_failures": 0, "created_at": now, "updated_at": now,
             })
         for start in range(0, count, 5000):
             async with runtime.db.writing() as session:
                 await session.execute(insert(Connection), rows[start : start + 5000])
         del rows
+        yield runtime, port
+    finally:
+        await runtime.close()
+        emulator.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def bench_scheduler(count: int, database_url: str | None) -> None:
+    from sqlalchemy import func, select
+
+    from authpipe_server.credentials.scheduler import RefreshScheduler
+    from authpipe_server.store.models import Connection
+
+    async with seeded(count, database_url, due="refresh") as (runtime, port):
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         scheduler = RefreshScheduler(runtime)
         started = time.perf_counter()
@@ -228,10 +250,6 @@ async def bench_scheduler(count: int, database_url: str | None) -> None:
         async with runtime.db.sessions() as session:
             refreshed = await session.scalar(select(func.count()).where(Connection.last_refreshed_at.is_not(None)))
         counts = httpx.get(f"http://127.0.0.1:{port}/_control/counts").json()
-    finally:
-        await runtime.close()
-        emulator.terminate()
-        shutil.rmtree(tmp, ignore_errors=True)
     backend = "PostgreSQL" if database_url else "SQLite"
     print(f"proactive refresh of {count} due connections, one process ({backend}), Spotify emulator in a child process:")
     print(f"  refreshed                  {refreshed} (emulator saw {counts['refresh']} refreshes)")

@@ -1,4 +1,4 @@
-"""Background work of a process: proactive refresh (later: health checks, webhook delivery).
+"""Background work of a process: proactive refresh, health checks, webhook delivery.
 Runs inside `authpipe serve` unless AUTHPIPE_WORKERS=off, and alone in `authpipe worker`."""
 
 from __future__ import annotations
@@ -8,14 +8,20 @@ import contextlib
 from typing import AsyncIterator
 
 from authpipe_server.credentials.scheduler import RefreshScheduler
+from authpipe_server.monitor.scheduler import CheckScheduler
 from authpipe_server.runtime import Runtime
+from authpipe_server.webhooks.delivery import DeliveryWorker
 
 
 @contextlib.asynccontextmanager
 async def background(runtime: Runtime) -> AsyncIterator[asyncio.Event]:
     """Run the workers until the block exits; the yielded event stops them early."""
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(RefreshScheduler(runtime).run(stop), name="refresh-scheduler")]
+    tasks = [
+        asyncio.create_task(RefreshScheduler(runtime).run(stop), name="refresh-scheduler"),
+        asyncio.create_task(CheckScheduler(runtime).run(stop), name="health-checks"),
+        asyncio.create_task(DeliveryWorker(runtime).run(stop), name="webhook-delivery"),
+    ]
     try:
         yield stop
     finally:

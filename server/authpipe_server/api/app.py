@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from authpipe_server import __version__
 from authpipe_server.api import connect_sessions, connections, credentials, errors, ops, providers
+from authpipe_server.api import events, webhooks
 from authpipe_server.api.middleware import AccessLog, BodyLimit, SecretKeyAuth
 from authpipe_server.config import Settings
 from authpipe_server.connect import routes as connect_routes
@@ -56,6 +57,8 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     app.include_router(connections.router)
     app.include_router(providers.router)
     app.include_router(connect_sessions.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(connect_routes.router)
     app.mount("/static", pages.static, name="static")
     if sandbox:

@@ -18,6 +18,7 @@ from authpipe_server.connections.secrets import TokenSet, unseal
 from authpipe_server.connections.service import Owner, delete_connection, save_grant
 from authpipe_server.connections.views import connection_view
 from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.monitor.checks import HealthChecker
 from authpipe_server.store.types import utcnow
 from authpipe_server.providers.apps import ProjectProvider, ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
@@ -162,6 +163,23 @@ async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDe
     if refreshed.last_refreshed_at is None or refreshed.last_refreshed_at < started:
         raise ApiError(502, "provider_error", f"the provider failed to refresh the token: {refreshed.last_error_message}")
     return connection_view(refreshed)
+
+
+@router.post(
+    "/connections/{connection_id}/check",
+    summary="Run the connection's health check now; returns the connection",
+    responses=responses(400, 401, 404),
+)
+async def check_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    async with runtime.db.sessions() as session:
+        connection = await session.get(Connection, connection_id)
+    if connection is None or connection.project_id != project_id:
+        raise not_found(connection_id)
+    try:
+        checked = await HealthChecker(runtime).check(connection_id)
+    except ConnectionGone:
+        raise not_found(connection_id) from None
+    return connection_view(checked)
 
 
 @router.delete(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -30,6 +31,7 @@ async def get_credential(
     force_refresh: bool = False,
     resource: Annotated[str | None, Query(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] = None,
 ) -> dict[str, Any]:
+    started = time.perf_counter()
     try:
         found = await read_credential(
             runtime,
@@ -44,6 +46,8 @@ async def get_credential(
     except CredentialError as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after and exc.retry_after > 0 else None
         raise ApiError(exc.status, exc.code, exc.message, headers) from None
+    finally:
+        runtime.metrics.credential_reads.observe(time.perf_counter() - started)
     connection = found.connection
     return {
         "credential": found.credential,

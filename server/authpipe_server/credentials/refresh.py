@@ -28,7 +28,7 @@ from authpipe_server.connections.schedule import refresh_due
 from authpipe_server.connections.secrets import TokenSet, seal, unseal
 from authpipe_server.credentials.backoff import retry_delay
 from authpipe_server.credentials.locking import locked_connection
-from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REVOKED, record_event
+from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REFRESHED, REVOKED, record_event
 from authpipe_server.providers.apps import ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
 from authpipe_server.providers.errors import GrantRevoked, ProviderFailure, ProviderUnavailable
@@ -133,16 +133,23 @@ class Refresher:
         row.last_refreshed_at = now
         row.refresh_due_at = refresh_due(grant.expires_at, self.runtime.settings.refresh_margin, now)
         await self._clear_attempt(session, row.id)
+        await session.flush()
         if was == "error":
-            await session.flush()
             await record_event(session, row, RECOVERED)
+        await record_event(session, row, REFRESHED)
+        self.runtime.metrics.refreshes.labels(provider=row.provider, outcome="ok").inc()
 
     async def _revoked(self, session: AsyncSession, row: Connection, code: str, message: str) -> None:
+        await self._clear_attempt(session, row.id)
+        await self.mark_revoked(session, row, code, message)
+        self.runtime.metrics.refreshes.labels(provider=row.provider, outcome="revoked").inc()
+
+    async def mark_revoked(self, session: AsyncSession, row: Connection, code: str, message: str) -> None:
+        """The grant is gone: `revoked` for good (410 from now on), and `connection.revoked`."""
         row.status = "revoked"
         row.refresh_due_at = None
         row.check_due_at = None
         row.last_error_code, row.last_error_message, row.last_error_at = code[:64], message[:1024], utcnow()
-        await self._clear_attempt(session, row.id)
         await session.flush()
         await record_event(session, row, REVOKED)
         log.info("connection %s revoked by %s: %s", row.id, row.provider, code)
@@ -159,6 +166,7 @@ class Refresher:
             row.status = "error"
             await session.flush()
             await record_event(session, row, REFRESH_FAILED)
+        self.runtime.metrics.refreshes.labels(provider=row.provider, outcome="failed").inc()
         log.warning("refresh of %s at %s failed (%s); retrying in %.0f s", row.id, row.provider, failure.code, delay)
 
 

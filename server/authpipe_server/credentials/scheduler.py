@@ -1,10 +1,8 @@
 """Proactive refresh: connections are refreshed `AUTHPIPE_REFRESH_MARGIN` seconds before they
 expire, by whichever worker claims them.
 
-Work is claimed, not broadcast: a claim leases due rows to one worker (`refresh_claimed_until`)
-in one statement over rows taken `FOR UPDATE SKIP LOCKED`, so any number of workers share the
-work without taking the same row; a worker that dies leaves its claims to be retaken when the
-lease runs out. Concurrency is bounded per provider so no provider sees a burst from us.
+Work is claimed, not broadcast (store.claims): any number of workers share it, each connection
+refreshed by one of them. Concurrency is bounded per provider so no provider sees a burst from us.
 """
 
 from __future__ import annotations
@@ -12,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
-
 from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.store.claims import claim_due_connections
 from authpipe_server.store.models import Connection
-from authpipe_server.store.types import utcnow
 
 if TYPE_CHECKING:
     from authpipe_server.runtime import Runtime
@@ -47,27 +42,14 @@ class RefreshScheduler:
 
     async def claim(self) -> list[tuple[str, str]]:
         """Take up to `batch` due connections: (id, provider) pairs, leased to this worker."""
-        now = utcnow()
-        due = (
-            select(Connection.id)
-            .where(
-                Connection.status.in_(("active", "error")),
-                Connection.refresh_due_at <= now,
-                or_(Connection.refresh_claimed_until.is_(None), Connection.refresh_claimed_until < now),
-            )
-            .order_by(Connection.refresh_due_at)
-            .limit(self.batch)
-            .with_for_update(skip_locked=True)
+        return await claim_due_connections(
+            self.runtime.db,
+            Connection.refresh_due_at,
+            Connection.refresh_claimed_until,
+            batch=self.batch,
+            lease=self.lease,
+            where=Connection.status.in_(("active", "error")),
         )
-        async with self.runtime.db.writing() as session:
-            claimed = await session.execute(
-                update(Connection)
-                .where(Connection.id.in_(due.scalar_subquery()))
-                .values(refresh_claimed_until=now + timedelta(seconds=self.lease))
-                .returning(Connection.id, Connection.provider)
-                .execution_options(synchronize_session=False)
-            )
-            return [(row.id, row.provider) for row in claimed]
 
     async def run_once(self) -> int:
         """Claim one batch and refresh it; returns how many were claimed."""

@@ -1,5 +1,6 @@
 """Recording an event. Called inside the write transaction of the state change itself, so an
-event exists exactly when its change does."""
+event exists exactly when its change does; so does its webhook delivery (webhooks.outbox), for
+the types the contract sends."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authpipe_server.connections.views import connection_view, iso
 from authpipe_server.store.models import Connection, Event
 from authpipe_server.store.types import utcnow
+from authpipe_server.webhooks.outbox import WEBHOOK_TYPES, enqueue
 
 CREATED = "connection.created"
 REFRESH_FAILED = "connection.refresh_failed"
 REVOKED = "connection.revoked"
 RECOVERED = "connection.recovered"
 DELETED = "connection.deleted"
+REFRESHED = "connection.refreshed"
+UPDATED = "connection.updated"
+"""The account's name or resources changed (found by a health check)."""
 
 
 async def record_event(session: AsyncSession, connection: Connection, type_: str) -> Event:
@@ -27,4 +32,6 @@ async def record_event(session: AsyncSession, connection: Connection, type_: str
     )
     session.add(event)
     await session.flush()
+    if type_ in WEBHOOK_TYPES and await enqueue(session, event) is not None:
+        await session.flush()  # the outbox row commits (or rolls back) with the event
     return event

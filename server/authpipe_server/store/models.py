@@ -205,7 +205,10 @@ class WebhookDelivery(Base):
     """The outbox: one row per event per endpoint, written in the same transaction as the event."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_connection_id_status", "connection_id", "status"),  # order per connection
+    )
     id: Mapped[str] = _id("msg")
     project_id: Mapped[str] = _project_fk()
     endpoint_id: Mapped[str] = mapped_column(ID, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)

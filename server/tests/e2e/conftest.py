@@ -19,12 +19,22 @@ from authpipe_server.sandbox_providers import EMULATOR_OF, FACTORIES, overrides
 from tests.conftest import make_project, new_master_key
 
 
+EMULATOR_APPS: dict[str, Any] = {}
+"""The running emulator apps, for the rare test that must change a user's data directly."""
+
+
 @pytest.fixture(scope="module")
 def emulators() -> Iterator[dict[str, str]]:
     """Every emulator as its own real server: emulator name → base URL."""
-    with serve_in_thread(FACTORIES["spotify"]()) as spotify, serve_in_thread(FACTORIES["facebook"]()) as facebook, serve_in_thread(
-        FACTORIES["buffer"]()
-    ) as buffer, serve_in_thread(app_factory=lambda url: FACTORIES["bluesky"](base_url=url)) as bluesky:
+    EMULATOR_APPS.update({name: FACTORIES[name]() for name in ("spotify", "facebook", "buffer")})
+
+    def bluesky_app(url: str) -> Any:
+        EMULATOR_APPS["bluesky"] = FACTORIES["bluesky"](base_url=url)
+        return EMULATOR_APPS["bluesky"]
+
+    with serve_in_thread(EMULATOR_APPS["spotify"]) as spotify, serve_in_thread(EMULATOR_APPS["facebook"]) as facebook, serve_in_thread(
+        EMULATOR_APPS["buffer"]
+    ) as buffer, serve_in_thread(app_factory=bluesky_app) as bluesky:
         yield {"spotify": spotify, "facebook": facebook, "buffer": buffer, "bluesky": bluesky}
 
 

@@ -176,7 +176,9 @@ def test_outage_past_expiry_is_an_error_then_recovered(authpipe: Authpipe) -> No
     control(authpipe, "spotify", "settings", "PATCH", access_ttl=3600)
     assert spotify_accepts(authpipe, token(authpipe, "spotify", force_refresh="true")["credential"])
     assert connection(authpipe, conn["id"])["status"] == "active"
-    assert events(authpipe, conn["id"]) == ["connection.created", "connection.refresh_failed", "connection.recovered"]
+    assert events(authpipe, conn["id"]) == [
+        "connection.created", "connection.refresh_failed", "connection.recovered", "connection.refreshed",
+    ]
 
 
 def test_rate_limit_retry_after_is_honoured(authpipe: Authpipe) -> None:
