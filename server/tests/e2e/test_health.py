@@ -150,3 +150,32 @@ def test_metrics(authpipe: Authpipe) -> None:
     assert 'authpipe_connections{provider="spotify",status="active"} 1.0' in text
     assert "authpipe_credential_read_seconds_count 1.0" in text
     assert "org_acme" not in text and "user_123" not in text and conn["id"] not in text
+
+
+@pytest.mark.workers
+def test_scheduled_check_sends_a_signed_revoked_webhook(authpipe: Authpipe) -> None:
+    """The whole story: revoked at the provider → the next scheduled check marks it → a
+    `connection.revoked` webhook, signed per Standard Webhooks, reaches a real receiver."""
+    import json
+
+    from standardwebhooks import Webhook
+
+    from tests.test_webhooks_delivery import Receiver
+
+    authpipe.configure("spotify")
+    with Receiver().serve() as receiver:
+        secret = authpipe.api.put("/v1/webhook", json={"url": receiver.url}).json()["secret"]
+        conn = connect(authpipe, "spotify", user="sandbox_user")
+        control(authpipe, "spotify", "revoke", user_id="sandbox_user")
+        deadline = time.monotonic() + 20
+        revoked: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not revoked:
+            time.sleep(0.2)
+            for request in receiver.snapshot():
+                body = Webhook(secret).verify(request.body, request.headers)  # raises if the signature is wrong
+                if body["type"] == "connection.revoked":
+                    revoked.append(body)
+    assert revoked, [json.loads(r.body)["type"] for r in receiver.snapshot()]
+    connection = revoked[0]["data"]["connection"]
+    assert connection["id"] == conn["id"] and connection["status"] == "revoked"
+    assert set(connection) >= {"id", "provider", "tenant_id", "user_id", "status", "account", "last_error"}
