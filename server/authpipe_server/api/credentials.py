@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["credentials"])
 @router.get(
     "/credentials",
     summary="A working credential for one user's connection, refreshed first when it is about to expire",
-    responses=responses(400, 401, 404, 410, 502),
+    responses=responses(400, 401, 404, 410, 429, 502),
 )
 async def get_credential(
     runtime: RuntimeDep,

@@ -53,6 +53,8 @@ async def read_credential(
         raise CredentialError(410, "connection_revoked", f"the provider rejected this connection's grant ({row.last_error_code or 'revoked'}); the user must connect again")
     if row.expires_at is not None and row.expires_at <= utcnow():
         retry = int((row.refresh_due_at - utcnow()).total_seconds()) + 1 if row.refresh_due_at else None
+        if row.last_error_code == "rate_limited":
+            raise CredentialError(429, "rate_limited", "the token expired and the provider is rate limiting its refresh; retry later", retry)
         raise CredentialError(502, "provider_error", f"the token expired and the provider failed to refresh it: {row.last_error_message or 'unknown error'}", retry)
     tokens = await unseal(runtime.vault, row)
     if resource is None:

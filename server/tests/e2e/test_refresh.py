@@ -233,3 +233,14 @@ def test_proactive_refresh_before_expiry(authpipe: Authpipe) -> None:
         time.sleep(0.2)
     assert control(authpipe, "spotify", "counts", "GET")["refresh"] >= 1
     assert connection(authpipe, conn["id"])["last_refreshed_at"] is not None
+
+
+def test_expired_while_rate_limited_is_429_with_retry_after(authpipe: Authpipe) -> None:
+    authpipe.configure("spotify")
+    control(authpipe, "spotify", "settings", "PATCH", access_ttl=1)
+    connect(authpipe, "spotify")
+    control(authpipe, "spotify", "faults", mode="429", count=1, kind="refresh", retry_after=90)
+    time.sleep(1.2)
+    response = credential(authpipe, "spotify")
+    assert response.status_code == 429 and response.json()["error"]["code"] == "rate_limited"
+    assert 60 <= int(response.headers["retry-after"]) <= 91
