@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.polling import poll
 from authpipe_server.store.claims import claim_due_connections
 from authpipe_server.store.models import Connection
 
@@ -68,14 +69,4 @@ class RefreshScheduler:
                 log.exception("proactive refresh of %s failed unexpectedly", connection_id)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("refresh scheduler: claiming failed; retrying")
-                claimed = 0
-            if claimed < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle)
-                except TimeoutError:
-                    pass
+        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="refresh scheduler")

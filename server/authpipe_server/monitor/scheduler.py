@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from authpipe_server.credentials.refresh import ConnectionGone
+from authpipe_server.polling import poll
 from authpipe_server.monitor.checks import HealthChecker
 from authpipe_server.store.claims import claim_due_connections
 from authpipe_server.store.models import Connection
@@ -84,14 +85,4 @@ class CheckScheduler:
             limit.pause((checked.check_due_at - checked.last_checked_at).total_seconds())
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("health-check scheduler: claiming failed; retrying")
-                claimed = 0
-            if claimed < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle)
-                except TimeoutError:
-                    pass
+        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="health-check scheduler")

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from authpipe_server import __version__
+from authpipe_server.polling import poll
 from authpipe_server.store.models import (
     Event,
     WebhookAttempt,
@@ -123,17 +124,7 @@ class DeliveryWorker:
         return len(claimed)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("webhook delivery: claiming failed; retrying")
-                claimed = 0
-            if not claimed:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle)
-                except TimeoutError:
-                    pass
+        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="webhook delivery")
 
     async def _guarded(self, delivery_id: str) -> None:
         async with self._slots:

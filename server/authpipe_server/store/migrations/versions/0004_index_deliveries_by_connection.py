@@ -7,10 +7,8 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-import authpipe_server.store.types
 
 revision = '0004'
 down_revision = '0003'
