@@ -43,9 +43,11 @@ test-python: $(VENV)/.test-installed $(CHROMIUM)
 	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 	$(PIP) install -q -e ./sdk/python && $(PY) -m pytest sdk/python/tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make: pytest collected no SDK tests" >&2; exit 1; fi; exit $$rc
 
-test-js:
+test-js: $(VENV)/.run-installed $(CHROMIUM)
 	@command -v npm >/dev/null 2>&1 || { echo "make: the JavaScript tests need Node.js >= 20 and npm" >&2; exit 1; }
 	cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm test
+	cd examples/react-app && npm ci --no-audit --no-fund && npm run build
+	cd sdk/js && npm run test:e2e
 
 bench: $(VENV)/.run-installed
 	$(PY) bench/vault.py
