@@ -9,7 +9,6 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
@@ -120,9 +119,6 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/oauth/callback"
-
-    def sqlite_path(self) -> Path | None:
-        return Path(self.database_url.database) if self.is_sqlite and self.database_url.database else None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

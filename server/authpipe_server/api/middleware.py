@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Awaitable, Callable
-
 from cachetools import TTLCache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,9 +64,6 @@ class _TooLarge(Exception):
 async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
     response = error_response(413, "request_too_large", f"the request body is over {limit} bytes")
     await response(scope, receive, send)
-
-
-ProjectLookup = Callable[[str], Awaitable[str | None]]
 
 
 class SecretKeyAuth:
