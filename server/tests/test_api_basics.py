@@ -82,6 +82,11 @@ async def test_ops_endpoints(api: httpx.AsyncClient) -> None:
     listing = spec["paths"]["/v1/connections"]["get"]["responses"]
     assert {"200", "400", "401"} <= set(listing)
     assert "404" in spec["paths"]["/v1/connections/{connection_id}"]["get"]["responses"]
+    declared = [set(op["responses"]) for path in spec["paths"].values() for op in path.values()]
+    assert all("422" not in statuses for statuses in declared)  # bad input is 400 invalid_request
+    credentials = spec["paths"]["/v1/credentials"]["get"]
+    assert [p["name"] for p in credentials["parameters"]] == ["provider", "tenant_id", "user_id", "min_ttl", "force_refresh", "resource"]
+    assert {"400", "401", "404", "410", "429", "502"} <= set(credentials["responses"])
 
 
 async def test_landing_page(api: httpx.AsyncClient) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from authpipe_server import __version__
 from authpipe_server.api import connect_sessions, connections, credentials, errors, ops, providers
@@ -51,6 +52,7 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
         app.state.runtime = runtime
     app.state.sandbox = sandbox
     errors.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(ops.router)
     app.include_router(pages.router)
     app.include_router(credentials.router)
@@ -78,3 +80,17 @@ def _add_sandbox(app: FastAPI, public_url: str) -> None:
     app.include_router(sandbox_pages.router)
     for path, emulator in mounted_emulators(public_url).items():
         app.mount(path, emulator)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, without the 422 it declares on every route: Authpipe answers invalid
+    input with 400 `invalid_request` (declared per route), never 422."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

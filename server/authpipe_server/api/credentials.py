@@ -6,9 +6,10 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authpipe_server.api.errors import ApiError, responses
-from authpipe_server.api.params import ProviderQuery, TenantQuery, UserQuery
+from authpipe_server.api.params import ProviderName, TenantId, UserId
 from authpipe_server.connections.views import iso
 from authpipe_server.credentials.read import CredentialError, read_credential
 from authpipe_server.runtime import Runtime
@@ -16,20 +17,25 @@ from authpipe_server.runtime import Runtime
 router = APIRouter(prefix="/v1", tags=["credentials"])
 
 
+class CredentialQuery(BaseModel):
+    """The query string, validated as one model (one validation call instead of eight: this is
+    the hottest route)."""
+
+    model_config = ConfigDict(extra="ignore")
+    provider: ProviderName
+    tenant_id: TenantId
+    user_id: UserId
+    min_ttl: Annotated[int, Field(ge=0, le=86_400)] = 60
+    force_refresh: bool = False
+    resource: Annotated[str, StringConstraints(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] | None = None
+
+
 @router.get(
     "/credentials",
     summary="A working credential for one user's connection, refreshed first when it is about to expire",
     responses=responses(400, 401, 404, 410, 429, 502),
 )
-async def get_credential(
-    request: Request,
-    provider: ProviderQuery,
-    tenant_id: TenantQuery,
-    user_id: UserQuery,
-    min_ttl: Annotated[int, Query(ge=0, le=86_400)] = 60,
-    force_refresh: bool = False,
-    resource: Annotated[str | None, Query(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] = None,
-) -> dict[str, Any]:
+async def get_credential(request: Request, query: Annotated[CredentialQuery, Query()]) -> dict[str, Any]:
     # The hottest route: runtime and project are read off the request rather than resolved as
     # dependencies (each dependency costs more than the credential's decrypt).
     runtime: Runtime = request.app.state.runtime
@@ -39,12 +45,12 @@ async def get_credential(
         found = await read_credential(
             runtime,
             project_id,
-            provider=provider,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            min_ttl=min_ttl,
-            force_refresh=force_refresh,
-            resource=resource,
+            provider=query.provider,
+            tenant_id=query.tenant_id,
+            user_id=query.user_id,
+            min_ttl=query.min_ttl,
+            force_refresh=query.force_refresh,
+            resource=query.resource,
         )
     except CredentialError as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after and exc.retry_after > 0 else None
