@@ -117,6 +117,8 @@ async def test_bad_new_connections(api: httpx.AsyncClient, project: tuple[str, s
     response = await api.post("/v1/connections", json=body, headers=auth(project))
     assert response.status_code in (400, 404, 409), response.text
     assert "x" != response.json()["error"]["message"]
+    expected = {400: "invalid_request", 404: "provider_not_found", 409: "provider_not_configured"}
+    assert response.json()["error"]["code"] == expected[response.status_code]
 
 
 async def test_delete_unknown_connection(api: httpx.AsyncClient, project: tuple[str, str]) -> None:
