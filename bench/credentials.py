@@ -8,6 +8,11 @@ process (SQLite, workers off, a warm token), beside a bare endpoint of the same 
 (FastAPI on uvicorn, one process) returning a constant, in the same run, under the same load
 from `wrk` (Debian's wrk; `apt-get install wrk`). Target: ratio >= 0.5.
 
+`storm`: one `authpipe serve` process on PostgreSQL (workers off); 42 forced refreshes of one
+project's connections are held by a slow provider (the emulator holds them for 10 s), more than
+the process's 40 pooled database connections; meanwhile another project reads its credential
+200 times. Prints those reads' latency and statuses: a slow provider must not starve the pool.
+
 `scheduler`: COUNT connections all due at once, refreshed by one process's RefreshScheduler
 against the Spotify emulator (in a child process, seeded with COUNT grants): wall time and the
 process's peak RSS.
@@ -115,6 +120,7 @@ def bench_read(seconds: int, connections: int) -> None:
             "AUTHPIPE_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
             "AUTHPIPE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
             "AUTHPIPE_WORKERS": "off",
+            "AUTHPIPE_EGRESS": "loopback",
         }
         secret = asyncio.run(seed_connection(env))
         (Path(tmp) / "bare.py").write_text(BARE_APP)
@@ -200,8 +206,10 @@ async def seeded(count: int, database_url: str | None, *, due: str) -> AsyncIter
         "AUTHPIPE_DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db",
         "AUTHPIPE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "AUTHPIPE_WORKERS": "off",
+        "AUTHPIPE_EGRESS": "loopback",
     }
     runtime = await Runtime.open(load_settings(env))
+    runtime.env = env  # type: ignore[attr-defined]  # for benchmarks that start a server on it
     try:
         wait_up(f"http://127.0.0.1:{port}/_control/counts", emulator)
         async with runtime.db.writing() as session:
@@ -257,6 +265,59 @@ async def bench_scheduler(count: int, database_url: str | None) -> None:
     print(f"  peak RSS                   {rss_peak / 1024:8.1f} MiB (before the run: {rss_before / 1024:.1f} MiB)")
 
 
+async def bench_storm(database_url: str, held: int, hold_seconds: float) -> None:
+    from sqlalchemy import select
+
+    from authpipe_server import projects
+    from authpipe_server.connections.secrets import TokenSet
+    from authpipe_server.connections.service import Owner, save_grant
+    from authpipe_server.providers.base import Account, Described, Grant
+    from authpipe_server.store.models import Project
+    from authpipe_server.store.types import utcnow
+
+    async with seeded(held, database_url, due="check") as (runtime, port):
+        env = runtime.env  # type: ignore[attr-defined]
+        async with runtime.db.writing() as session:
+            other = await projects.create_project(session, f"other-{os.getpid()}")
+            other_key = await projects.create_key(session, other)
+            slow = await session.scalar(select(Project).where(Project.name == f"bench-{os.getpid()}"))
+            slow_key = await projects.create_key(session, slow)
+        grant = Grant(TokenSet(access_token="BQ" + "o" * 100), utcnow() + timedelta(days=1), [])
+        await save_grant(runtime, Owner(other.id, "org_other", "user_1", "spotify"), grant, Described(Account("o1", "Other")), [])
+        server_port = free_port()
+        server = subprocess.Popen([*AUTHPIPE, "serve"], env=dict(os.environ) | env | {"AUTHPIPE_PORT": str(server_port)}, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{server_port}"
+        try:
+            wait_up(f"{base}/healthz", server)
+            httpx.post(f"http://127.0.0.1:{port}/_control/hold", json={"kinds": ["refresh"]}).raise_for_status()
+            limits = httpx.Limits(max_connections=held + 10)
+            async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+                slow_auth = {"Authorization": f"Bearer {slow_key.secret}"}
+                storm = [
+                    asyncio.ensure_future(client.get("/v1/credentials", headers=slow_auth, params={"provider": "spotify", "tenant_id": f"org_{i % 100}", "user_id": f"user_{i}", "force_refresh": "true"}))
+                    for i in range(held)
+                ]
+                while httpx.get(f"http://127.0.0.1:{port}/_control/hold").json()["waiting"] < held:
+                    await asyncio.sleep(0.05)
+                release_at = time.monotonic() + hold_seconds
+                latencies, statuses = [], []
+                for _ in range(200):
+                    started = time.perf_counter()
+                    read = await client.get("/v1/credentials", headers={"Authorization": f"Bearer {other_key.secret}"}, params={"provider": "spotify", "tenant_id": "org_other", "user_id": "user_1"})
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    statuses.append(read.status_code)
+                await asyncio.sleep(max(0.0, release_at - time.monotonic()))
+                httpx.post(f"http://127.0.0.1:{port}/_control/release").raise_for_status()
+                storm_statuses = [r.status_code for r in await asyncio.gather(*storm)]
+        finally:
+            server.terminate()
+            server.wait()
+    latencies.sort()
+    print(f"{held} forced refreshes held by a slow provider, another project's reads meanwhile (one process, PostgreSQL):")
+    print(f"  other project's reads      200: {statuses.count(200)}/200   p50 {latencies[99]:.2f} ms   p99 {latencies[197]:.2f} ms   max {latencies[-1]:.2f} ms")
+    print(f"  held refreshes             200: {storm_statuses.count(200)}/{held}   others: {sorted(set(storm_statuses) - {200})}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -266,9 +327,15 @@ def main() -> None:
     sched = sub.add_parser("scheduler")
     sched.add_argument("--count", type=int, default=100_000)
     sched.add_argument("--database-url")
+    storm = sub.add_parser("storm")
+    storm.add_argument("--database-url", required=True, help="postgresql://… (an empty, migrated database)")
+    storm.add_argument("--held", type=int, default=42)
+    storm.add_argument("--hold-seconds", type=float, default=10.0)
     args = parser.parse_args()
     if args.what == "read":
         bench_read(args.seconds, args.connections)
+    elif args.what == "storm":
+        asyncio.run(bench_storm(args.database_url, args.held, args.hold_seconds))
     else:
         asyncio.run(bench_scheduler(args.count, args.database_url))
 

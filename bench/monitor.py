@@ -28,7 +28,7 @@ async def sweep(count: int, rate: float, database_url: str | None) -> None:
 
     async with seeded(count, database_url, due="check") as (runtime, port):
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        scheduler = CheckScheduler(runtime, rate_per_provider=rate)
+        scheduler = CheckScheduler(runtime, rate_per_app=rate)
         started = time.perf_counter()
         while await scheduler.run_once():
             pass

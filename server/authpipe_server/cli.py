@@ -174,20 +174,24 @@ def cmd_vault_rotate(args: argparse.Namespace) -> None:
 def cmd_tenants_shred(args: argparse.Namespace) -> None:
     from authpipe_server import projects
     from authpipe_server.api.params import ID_PATTERN
-    from authpipe_server.vault.shredding import shred_tenant
+    from authpipe_server.connections.shredding import ShredReport, shred_tenant_and_connections
 
     if not re.match(ID_PATTERN, args.tenant_id):
         raise AuthpipeError(f"invalid tenant id {args.tenant_id!r}: 1-256 characters of A-Z a-z 0-9 . _ : @ -")
 
-    async def work(db: Database) -> int:
+    async def work(db: Database) -> ShredReport:
         async with db.writing() as session:
             project = await projects.project_by_name(session, args.project)
-            return await shred_tenant(session, project.id, args.tenant_id)
+            return await shred_tenant_and_connections(session, project.id, args.tenant_id)
 
-    count = _with_db(load_settings(), work)
-    if count == 0:
+    report: ShredReport = _with_db(load_settings(), work)
+    if report.shredded_versions == 0:
         raise AuthpipeError(f"tenant {args.tenant_id!r} of project {args.project!r} has no data key to shred")
-    print(f"shredded {count} data key(s) of tenant {args.tenant_id}: its stored secrets are now unreadable")
+    revoked = f"{report.connections} connection(s) marked revoked"
+    if report.keys == 0:
+        print(f"tenant {args.tenant_id} was already shredded; {revoked}")
+    else:
+        print(f"shredded {report.keys} data key(s) of tenant {args.tenant_id}: its stored secrets are now unreadable; {revoked}")
 
 
 def cmd_serve(_: argparse.Namespace) -> None:

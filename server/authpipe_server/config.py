@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from authpipe_server.egress.policy import EgressPolicy, parse_allow_list
 from authpipe_server.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///.authpipe/authpipe.db"
@@ -77,6 +78,13 @@ class _Env(BaseModel):
     health_interval: int = Field(21600, ge=1)
     workers: Literal["on", "off"] = "on"
     access_log: Literal["on", "off"] = "off"
+    egress: Literal["public", "loopback", "any"] = "public"
+    egress_allow: str = ""
+    egress_timeout: float = Field(15.0, gt=0, le=300)
+    egress_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    metrics_token: str | None = Field(None, min_length=16, max_length=512)
+    retention_events_days: int = Field(90, ge=1, le=36500)
+    retention_deliveries_days: int = Field(30, ge=1, le=36500)
 
     @field_validator("public_url")
     @classmethod
@@ -86,7 +94,13 @@ class _Env(BaseModel):
             raise ValueError("must be an http(s) URL with no query, e.g. https://auth.example.com")
         return value.rstrip("/")
 
-    @field_validator("workers", "access_log", mode="before")
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_allow(cls, value: str) -> str:
+        parse_allow_list(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("workers", "access_log", "egress", mode="before")
     @classmethod
     def _workers(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -105,11 +119,20 @@ class Settings:
     access_log: bool
     """One line per request (never the query string). Off by default: it costs about 15 % of a
     process's credential-read throughput, and a load balancer in front usually logs requests."""
+    egress: EgressPolicy
+    """Where outbound calls (providers, DID documents, PDSes, webhooks) may go (egress.policy)."""
+    egress_timeout: float
+    """Total deadline of one outbound call, seconds: connect, send and the whole answer."""
+    egress_max_bytes: int
+    """The largest answer an outbound call reads; more is refused without reading it."""
+    metrics_token: str | None
+    retention_events_days: int
+    retention_deliveries_days: int
 
     def __repr__(self) -> str:  # the master key must never reach a log through repr()
         return (
             f"Settings(database_url={self.database_url!r}, public_url={self.public_url!r}, "
-            f"host={self.host!r}, port={self.port}, workers={self.workers})"
+            f"host={self.host!r}, port={self.port}, workers={self.workers}, egress={self.egress.mode!r})"
         )
 
     @property
@@ -146,4 +169,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         health_interval=parsed.health_interval,
         workers=parsed.workers == "on",
         access_log=parsed.access_log == "on",
+        egress=EgressPolicy.build(parsed.egress, parsed.egress_allow),
+        egress_timeout=parsed.egress_timeout,
+        egress_max_bytes=parsed.egress_max_bytes,
+        metrics_token=parsed.metrics_token,
+        retention_events_days=parsed.retention_events_days,
+        retention_deliveries_days=parsed.retention_deliveries_days,
     )

@@ -24,6 +24,10 @@ class Metrics:
             "authpipe_webhook_deliveries", "Webhook delivery attempts by outcome (delivered, retry, failed, disabled).",
             ["outcome"], registry=self.registry,
         )
+        self.retention_purged = Counter(
+            "authpipe_retention_purged", "Rows deleted by the retention job, by kind (oauth_states, connect_sessions, webhook_deliveries, events).",
+            ["kind"], registry=self.registry,
+        )
         self.connections = Gauge(
             "authpipe_connections", "Connections by provider and status (read from the database at scrape time).",
             ["provider", "status"], registry=self.registry,

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import httpx
-
 from authpipe_server.config import Settings
 from authpipe_server.credentials.lookup import ConnectionLookup
 from authpipe_server.errors import ConfigError
 from authpipe_server.metrics import Metrics
-from authpipe_server.providers.http import new_http_client
+from authpipe_server.egress import Egress
 from authpipe_server.store.db import Database, current_revision, head_revision, upgrade
 from authpipe_server.vault import MasterKey, Vault
 
@@ -30,8 +28,8 @@ class Runtime:
     settings: Settings
     db: Database
     vault: Vault
-    http: httpx.AsyncClient
-    """Shared client for provider calls (pooled connections)."""
+    egress: Egress
+    """The one way out for every outbound call (pooled connections, address policy, deadlines)."""
     refresher: "Refresher" = field(init=False)
     """One per process: its single-flight map is what makes in-process refreshes one at a time."""
     lookup: ConnectionLookup = field(init=False)
@@ -61,12 +59,17 @@ class Runtime:
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, vault, new_http_client())
+        return cls(settings, db, vault, new_egress(settings))
 
     async def close(self) -> None:
         self.lookup.close()
-        await self.http.aclose()
+        await self.refresher.close()
+        await self.egress.aclose()
         await self.db.dispose()
+
+
+def new_egress(settings: Settings) -> Egress:
+    return Egress(settings.egress, deadline=settings.egress_timeout, max_bytes=settings.egress_max_bytes)
 
 
 async def ensure_schema(db: Database, *, migrate: bool) -> None:

@@ -80,6 +80,7 @@ def run_sandbox(data_dir: Path = DATA_DIR) -> None:
     env = dict(os.environ)
     env.setdefault("AUTHPIPE_DATABASE_URL", f"sqlite:///{data_dir / 'authpipe.db'}")
     env.setdefault("AUTHPIPE_ACCESS_LOG", "on")  # the sandbox is for watching what happens
+    env.setdefault("AUTHPIPE_EGRESS", "loopback")  # its provider emulators live on loopback
     if not env.get("AUTHPIPE_MASTER_KEY"):
         env["AUTHPIPE_MASTER_KEY"] = master_key(data_dir)
     settings = load_settings(env)

@@ -13,7 +13,7 @@ import uvicorn
 from authpipe_server.api.app import create_app
 from authpipe_server.config import Settings
 from authpipe_server.runtime import Runtime
-from authpipe_server.workers import run_worker
+from authpipe_server.background.workers import run_worker
 
 Prepare = Callable[[Runtime], Awaitable[None]]
 

@@ -132,7 +132,7 @@ def master_key() -> str:
 
 @pytest.fixture
 def settings(database_url: str, master_key: str) -> Settings:
-    return load_settings({"AUTHPIPE_DATABASE_URL": database_url, "AUTHPIPE_MASTER_KEY": master_key})
+    return load_settings({"AUTHPIPE_DATABASE_URL": database_url, "AUTHPIPE_MASTER_KEY": master_key, "AUTHPIPE_EGRESS": "loopback"})
 
 
 @pytest.fixture

@@ -379,7 +379,7 @@ async def test_claims_are_leased_and_never_shared(runtime: Runtime, project: tup
         await change(runtime, conn.id, REVOKED)
     workers = [DeliveryWorker(runtime, batch=4) for _ in range(3)]
     claims = await asyncio.gather(*(w.claim() for w in workers))
-    claimed = [d for batch in claims for d in batch]
+    claimed = [d for batch in claims for d, _endpoint in batch]
     queued = await deliveries(runtime)
     assert len(queued) == 12
     assert len(claimed) == len(set(claimed)) == 6  # each connection's first message, once
@@ -393,7 +393,7 @@ async def test_claims_are_leased_and_never_shared(runtime: Runtime, project: tup
             assert row is not None
             row.claimed_until = utcnow()
     await asyncio.sleep(0.01)
-    assert sorted(await short.claim()) == sorted(claimed[:2])
+    assert sorted(d for d, _endpoint in await short.claim()) == sorted(claimed[:2])
 
 
 @SQLITE_ONLY

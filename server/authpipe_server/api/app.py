@@ -11,12 +11,14 @@ from fastapi.openapi.utils import get_openapi
 from authpipe_server import __version__
 from authpipe_server.api import connect_sessions, connections, credentials, errors, ops, providers
 from authpipe_server.api import events, webhooks
+from authpipe_server.api.input_guard import InputGuard
 from authpipe_server.api.middleware import AccessLog, BodyLimit, SecretKeyAuth
+from authpipe_server.api.security_headers import StrictTransportSecurity, wants_hsts
 from authpipe_server.config import Settings
 from authpipe_server.connect import routes as connect_routes
 from authpipe_server.runtime import Runtime
-from authpipe_server.web import pages
-from authpipe_server.workers import background
+from authpipe_server.web import docs, pages
+from authpipe_server.background.workers import background
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -44,7 +46,7 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
         version=__version__,
         description="Credential broker: OAuth orchestration, an encrypted vault, silent refresh.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # web.docs serves /docs from this origin (FastAPI's loads a CDN)
         redoc_url=None,
     )
     settings = runtime.settings if isinstance(runtime, Runtime) else runtime
@@ -55,6 +57,7 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(ops.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     app.include_router(credentials.router)
     app.include_router(connections.router)
     app.include_router(providers.router)
@@ -63,12 +66,17 @@ def create_app(runtime: Runtime | Settings, *, sandbox: bool = False, auth_cache
     app.include_router(events.router)
     app.include_router(connect_routes.router)
     app.mount("/static", pages.static, name="static")
+    app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
     if sandbox:
         _add_sandbox(app, settings.public_url)
+    app.add_middleware(InputGuard)  # inside auth (401 first) and the body limit
     app.add_middleware(SecretKeyAuth, ttl=auth_cache_ttl)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     if settings.access_log:
         app.add_middleware(AccessLog)
+    app.add_middleware(errors.LastResort)  # outside the rest, so their failures get the JSON 500 too
+    if wants_hsts(settings.public_url):
+        app.add_middleware(StrictTransportSecurity)  # outermost: every answer carries it
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -27,6 +27,12 @@ class ConnectSessionBody(BaseModel):
     scopes: dict[ProviderName, list[Annotated[str, StringConstraints(min_length=1, max_length=256)]]] | None = None
     origin: Url | None = None
     return_url: Url | None = None
+    account_change: Literal["allow", "refuse"] = Field(
+        default="allow",
+        description="When the user already has a connection to the provider and signs in with another provider account: "
+        "`allow` replaces it (recorded as `connection.updated` and sent as the `connection.account_changed` webhook); "
+        "`refuse` stores nothing and ends the flow with the error code `account_changed`.",
+    )
 
     @field_validator("origin")
     @classmethod
@@ -72,5 +78,6 @@ async def post_connect_session(body: ConnectSessionBody, runtime: RuntimeDep, pr
         scopes=body.scopes,
         origin=body.origin,
         return_url=body.return_url,
+        account_change=body.account_change,
     )
     return {"token": created.token, "connect_url": created.connect_url, "expires_at": iso(created.expires_at)}

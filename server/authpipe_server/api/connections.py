@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlalchemy import select
 
 from authpipe_server.api.deps import ProjectDep, RuntimeDep, SessionDep
@@ -16,7 +17,9 @@ from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionIdPath, Cursor, Limit, ProviderName, TenantId, UserId
 from authpipe_server.connections.secrets import TokenSet, unseal
 from authpipe_server.connections.service import Owner, delete_connection, save_grant
+from authpipe_server.connections.shredding import TENANT_SHREDDED
 from authpipe_server.connections.views import connection_view
+from authpipe_server.credentials.read import CredentialError, gone, unreadable
 from authpipe_server.credentials.refresh import ConnectionGone
 from authpipe_server.monitor.checks import HealthChecker
 from authpipe_server.store.types import utcnow
@@ -26,10 +29,20 @@ from authpipe_server.providers.bluesky import BlueskyProvider
 from authpipe_server.providers.errors import AccessTokenRejected, CredentialsRejected, ProviderFailure, ProviderUnavailable
 from authpipe_server.runtime import Runtime
 from authpipe_server.store.models import Connection
-from authpipe_server.vault import VaultError
+from authpipe_server.vault import DecryptionFailed, TenantShredded, VaultError
 
 log = logging.getLogger(__name__)
-Token = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+MAX_IMPORTED_LIFETIME = timedelta(days=3650)
+
+
+def _visible_ascii(token: str) -> str:
+    """Tokens travel in HTTP headers (`Authorization: Bearer …`): visible ASCII only."""
+    if not all("\x21" <= ch <= "\x7e" for ch in token):
+        raise ValueError("must be visible ASCII characters only (no spaces, control or non-ASCII characters)")
+    return token
+
+
+Token = Annotated[str, StringConstraints(min_length=1, max_length=8192), AfterValidator(_visible_ascii)]
 
 router = APIRouter(prefix="/v1", tags=["connections"])
 
@@ -91,6 +104,22 @@ class NewConnectionBody(BaseModel):
     refresh_token: Token | None = None
     expires_at: AwareDatetime | None = None
 
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_at(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            in_utc = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
+        now = datetime.now(timezone.utc)
+        if in_utc <= now:
+            raise ValueError("is in the past")
+        if in_utc > now + MAX_IMPORTED_LIFETIME:
+            raise ValueError("is more than 10 years ahead; leave it out for a token that does not expire")
+        return in_utc
+
     def __repr__(self) -> str:
         return f"NewConnectionBody(provider={self.provider!r}, tenant_id={self.tenant_id!r}, user_id={self.user_id!r})"
 
@@ -130,8 +159,6 @@ async def post_connection(body: NewConnectionBody, runtime: RuntimeDep, project_
         else:
             if not body.access_token or body.identifier or body.app_password:
                 raise ApiError(400, "invalid_request", f"{body.provider} connections are imported with access_token (and refresh_token, expires_at)")
-            if body.expires_at is not None and body.expires_at <= datetime.now(timezone.utc):
-                raise ApiError(400, "invalid_request", "expires_at is in the past")
             grant = Grant(TokenSet(access_token=body.access_token, refresh_token=body.refresh_token), body.expires_at)
             described = await client.describe(grant.tokens)  # proves the token works, and whose it is
     except ProviderFailure as exc:
@@ -151,15 +178,17 @@ async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDe
         connection = await session.get(Connection, connection_id)
     if connection is None or connection.project_id != project_id:
         raise not_found(connection_id)
-    if connection.status == "revoked":
-        raise ApiError(410, "connection_revoked", "the provider rejected this connection's grant; the user must connect again")
+    if connection.status == "revoked" or connection.secrets is None:
+        raise api_error(gone(connection))
     started = utcnow()
     try:
         refreshed = await runtime.refresher.refresh(connection_id, seen=connection.secrets)
     except ConnectionGone:
         raise not_found(connection_id) from None
+    except (DecryptionFailed, TenantShredded) as exc:
+        raise api_error(await unreadable(runtime, connection, exc)) from None
     if refreshed.status == "revoked":
-        raise ApiError(410, "connection_revoked", f"the provider rejected the grant: {refreshed.last_error_message}")
+        raise api_error(gone(refreshed))
     if refreshed.last_refreshed_at is None or refreshed.last_refreshed_at < started:
         raise ApiError(502, "provider_error", f"the provider failed to refresh the token: {refreshed.last_error_message}")
     return connection_view(refreshed)
@@ -168,7 +197,7 @@ async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDe
 @router.post(
     "/connections/{connection_id}/check",
     summary="Run the connection's health check now; returns the connection",
-    responses=responses(400, 401, 404),
+    responses=responses(400, 401, 404, 410),
 )
 async def check_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     async with runtime.db.sessions() as session:
@@ -179,7 +208,13 @@ async def check_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep,
         checked = await HealthChecker(runtime).check(connection_id)
     except ConnectionGone:
         raise not_found(connection_id) from None
+    except (DecryptionFailed, TenantShredded) as exc:
+        raise api_error(await unreadable(runtime, connection, exc)) from None
     return connection_view(checked)
+
+
+def api_error(error: CredentialError) -> ApiError:
+    return ApiError(error.status, error.code, error.message)
 
 
 @router.delete(
@@ -193,12 +228,36 @@ async def remove_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep
         connection = await session.get(Connection, connection_id)
     if connection is None or connection.project_id != project_id:
         raise not_found(connection_id)
-    try:
-        found = await load_provider(runtime, project_id, connection.provider)
-        if connection.secrets is not None and connection.status != "revoked":
-            await found.provider.revoke(await unseal(runtime.vault, connection))
-    except (ProviderFailure, ProviderNotFound, ProviderNotConfigured, VaultError) as exc:
-        # Deleting must not depend on the provider: the secrets are erased either way.
-        log.warning("could not revoke %s at %s: %s", connection_id, connection.provider, type(exc).__name__)
-    await delete_connection(runtime, connection_id)
+    revocation = await revoke(runtime, connection)
+    if not revocation["ok"]:
+        log.warning("connection %s deleted, but revoking it at %s failed (%s)", connection_id, connection.provider, revocation["code"])
+    await delete_connection(runtime, connection_id, revocation=revocation)
     return Response(status_code=204)
+
+
+async def revoke(runtime: Runtime, connection: Connection) -> dict[str, Any]:
+    """Revoke the grant at the provider, within one outbound call's deadline; never raises, so
+    deleting never depends on the provider (the secrets are erased either way). Returns what the
+    `connection.deleted` event records: `{"ok": bool, "code": str | None}`."""
+    if connection.status == "revoked" and connection.last_error_code != TENANT_SHREDDED:
+        return {"ok": True, "code": "already_revoked"}  # the provider refused the grant itself
+    if connection.secrets is None:  # erased by a shred: the grant may live on at the provider
+        return {"ok": False, "code": TENANT_SHREDDED}
+    try:
+        async with asyncio.timeout(runtime.settings.egress_timeout):
+            found = await load_provider(runtime, connection.project_id, connection.provider)
+            await found.provider.revoke(await unseal(runtime.vault, connection))
+    except ProviderFailure as exc:
+        return {"ok": False, "code": exc.code}
+    except (ProviderNotFound, ProviderNotConfigured):
+        return {"ok": False, "code": "provider_not_configured"}
+    except TenantShredded:
+        return {"ok": False, "code": "tenant_shredded"}
+    except VaultError:
+        return {"ok": False, "code": "credential_unreadable"}
+    except TimeoutError:
+        return {"ok": False, "code": "provider_timeout"}
+    except Exception:
+        log.exception("revoking connection %s at %s failed unexpectedly", connection.id, connection.provider)
+        return {"ok": False, "code": "internal_error"}
+    return {"ok": True, "code": None}

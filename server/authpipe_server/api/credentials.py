@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authpipe_server.api.errors import ApiError, responses
@@ -35,7 +35,7 @@ class CredentialQuery(BaseModel):
     summary="A working credential for one user's connection, refreshed first when it is about to expire",
     responses=responses(400, 401, 404, 410, 429, 502),
 )
-async def get_credential(request: Request, query: Annotated[CredentialQuery, Query()]) -> dict[str, Any]:
+async def get_credential(request: Request, response: Response, query: Annotated[CredentialQuery, Query()]) -> dict[str, Any]:
     # The hottest route: runtime and project are read off the request rather than resolved as
     # dependencies (each dependency costs more than the credential's decrypt).
     runtime: Runtime = request.app.state.runtime
@@ -58,6 +58,7 @@ async def get_credential(request: Request, query: Annotated[CredentialQuery, Que
     finally:
         runtime.metrics.credential_reads.observe(time.perf_counter() - started)
     connection = found.connection
+    response.headers["Cache-Control"] = "no-store"  # the answer is a live credential
     return {
         "credential": found.credential,
         "token_type": "bearer",

@@ -1,18 +1,27 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+import ipaddress
+from typing import Any
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from authpipe_server.api.deps import RuntimeDep
-from authpipe_server.api.errors import error_response, responses
+from authpipe_server.api.errors import ErrorBody, error_response, responses
 from authpipe_server.store.models import Connection
 
 router = APIRouter(tags=["operations"])
+
+METRICS_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "unauthorized: AUTHPIPE_METRICS_TOKEN is set and the request does not carry it as a Bearer token"},
+    403: {"model": ErrorBody, "description": "forbidden: AUTHPIPE_METRICS_TOKEN is not set, so only loopback callers are answered"},
+}
 
 
 @router.get("/healthz", summary="The process is up")
@@ -30,8 +39,16 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses=responses(503))
-async def metrics(runtime: RuntimeDep) -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: Bearer AUTHPIPE_METRICS_TOKEN when set, else loopback callers only",
+    response_class=Response,
+    responses={**METRICS_REFUSALS, **responses(503)},
+)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    refused = _metrics_refusal(request, runtime.settings.metrics_token)
+    if refused is not None:
+        return refused
     try:
         async with runtime.db.sessions() as session:
             counts = (
@@ -46,3 +63,34 @@ async def metrics(runtime: RuntimeDep) -> Response:
     for provider, status, count in counts:
         gauge.labels(provider=provider, status=status).set(count)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_refusal(request: Request, token: str | None) -> JSONResponse | None:
+    """The metrics name every project's custom providers and their connection counts: with a
+    token configured, only its holder sees them; without one, only callers on this machine."""
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
+            return None
+        return error_response(
+            401,
+            "unauthorized",
+            "missing or wrong metrics token: send Authorization: Bearer <AUTHPIPE_METRICS_TOKEN>",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    if request.client is not None and _is_loopback(request.client.host):
+        return None
+    return error_response(
+        403, "forbidden", "/metrics answers only loopback callers; set AUTHPIPE_METRICS_TOKEN to scrape it from elsewhere"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1, and IPv4-mapped loopback (::ffff:127.0.0.1, as a dual-stack socket reports it)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback

@@ -11,8 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import PROVIDER_PATTERN
+from authpipe_server.egress import Egress, EgressRefused
 from authpipe_server.providers.apps import list_providers, save_app, spec_for, is_configured
 from authpipe_server.providers.catalog import InvalidDefinition, catalog, custom_entry, validate_entry
+from authpipe_server.providers.discovery import DiscoveryFailed, fetch_metadata, fill_declaration
 from authpipe_server.providers.spec import ProviderSpec
 
 router = APIRouter(prefix="/v1", tags=["providers"])
@@ -43,13 +45,25 @@ class ProviderBody(BaseModel):
     authorization_url: HttpUrl | None = None
     token_url: HttpUrl | None = None
     scope_separator: Literal[" ", ","] = " "
-    token_auth: Literal["client_secret_basic", "client_secret_post", "none"] = "client_secret_basic"
+    token_auth: Literal["client_secret_basic", "client_secret_post", "none"] | None = None
+    """Default: client_secret_basic, or what the issuer's metadata supports."""
     pkce: bool = True
     userinfo_url: HttpUrl | None = None
     issuer: HttpUrl | None = None
-    """RFC 9207: the issuer the callback's `iss` must equal (required if the server sends `iss`)."""
+    """RFC 9207: the issuer the callback's `iss` must equal (required if the server sends `iss`).
+    Alone, without authorization_url and token_url, it is where the endpoints are discovered."""
+    require_iss: bool | None = None
+    """Refuse a callback without `iss`. Default: on when `issuer` is set (from the metadata when
+    discovered)."""
     revocation_url: HttpUrl | None = None
+    api_base_url: HttpUrl | None = None
     account_id_field: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.]{1,128}$")] | None = None
+
+
+SERVER_CALLED = ("token_url", "userinfo_url", "revocation_url", "api_base_url", "plc_url", "issuer")
+"""The URLs of a declaration or of overrides that Authpipe itself calls (the issuer: for its
+metadata); `authorization_url` is only where browsers are sent."""
+CUSTOM_ONLY = ("auth_mode", "authorization_url", "token_url", "userinfo_url", "revocation_url", "api_base_url", "display_name", "issuer", "require_iss", "token_auth")
 
 
 def provider_view(spec: ProviderSpec, configured: bool) -> dict[str, Any]:
@@ -73,21 +87,13 @@ async def put_provider(
 ) -> dict[str, Any]:
     spec = catalog().get(name)
     definition: dict[str, Any] | None = None
+    overrides = body.overrides.model_dump(exclude_none=True) if body.overrides else {}
     if spec is None:
         if body.auth_mode != "oauth2":
             raise ApiError(404, "provider_not_found", f"{name!r} is not in the catalog; declare a custom provider with \"auth_mode\": \"oauth2\"")
-        missing = [f for f in ("authorization_url", "token_url", "client_id") if getattr(body, f) is None]
-        if missing:
-            raise ApiError(400, "invalid_request", f"a custom provider needs {', '.join(missing)}")
-        definition = custom_entry({**body.model_dump(exclude_none=True), "name": name})
-        try:
-            validate_entry(definition)
-        except InvalidDefinition as exc:
-            raise ApiError(400, "invalid_request", str(exc)) from None
-        if body.token_auth != "none" and body.client_secret is None:
-            raise ApiError(400, "invalid_request", f"token_auth {body.token_auth} needs a client_secret")
+        definition = await custom_definition(runtime.egress, name, body)
     else:
-        custom_fields = [f for f in ("auth_mode", "authorization_url", "token_url", "userinfo_url", "revocation_url", "display_name", "issuer") if getattr(body, f) is not None]
+        custom_fields = [f for f in CUSTOM_ONLY if getattr(body, f) is not None]
         if custom_fields:
             raise ApiError(400, "invalid_request", f"{name} is a catalog provider: use overrides, not {', '.join(custom_fields)}")
         if spec.auth_mode == "oauth2" and body.client_id is None:
@@ -95,6 +101,7 @@ async def put_provider(
         unknown = sorted(set(body.scopes or []) - spec.scope_names())
         if unknown:
             raise ApiError(400, "invalid_request", f"{name} has no scope {', '.join(unknown)} (see GET /v1/providers)")
+    await check_urls(runtime.egress, overrides, prefix="overrides.")
     app = await save_app(
         runtime,
         project_id,
@@ -102,8 +109,54 @@ async def put_provider(
         client_id=body.client_id,
         client_secret=body.client_secret,
         scopes=list(body.scopes or []),
-        overrides=body.overrides.model_dump(exclude_none=True) if body.overrides else {},
+        overrides=overrides,
         definition=definition,
     )
     saved = spec_for(name, app)
     return provider_view(saved, is_configured(saved, app))
+
+
+async def custom_definition(egress: Egress, name: str, body: ProviderBody) -> dict[str, Any]:
+    """The catalog entry of a custom provider: the declaration, completed from the issuer's
+    metadata when its endpoints were left out, every URL checked against the egress policy."""
+    if body.client_id is None:
+        raise ApiError(400, "invalid_request", "a custom provider needs a client_id")
+    declared = body.model_dump(exclude_none=True, exclude={"overrides"})
+    missing = [f for f in ("authorization_url", "token_url") if f not in declared]
+    if missing and body.issuer is None:
+        raise ApiError(400, "invalid_request", f"a custom provider needs {' and '.join(missing)}, or an issuer to discover them from")
+    await check_urls(egress, declared)
+    if missing:
+        try:
+            completed = fill_declaration(declared, await fetch_metadata(egress, declared["issuer"]))
+        except DiscoveryFailed as exc:
+            raise ApiError(400, "invalid_request", f"discovery from the issuer failed: {exc}") from None
+        await check_urls(egress, {k: v for k, v in completed.items() if k not in declared}, prefix="discovered ")
+        declared = completed
+    token_auth = declared.setdefault("token_auth", "client_secret_basic")
+    if token_auth != "none" and body.client_secret is None:
+        raise ApiError(400, "invalid_request", f"token_auth {token_auth} needs a client_secret")
+    definition = custom_entry({**declared, "name": name})
+    try:
+        validate_entry(definition)
+    except InvalidDefinition as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    return definition
+
+
+async def check_urls(egress: Egress, values: dict[str, Any], *, prefix: str = "") -> None:
+    """A 400 naming the field for any URL the egress policy refuses: a URL Authpipe calls is
+    resolved and its addresses checked now (the call is checked again when it connects); the
+    authorization URL, where only browsers go, is held to the shape rules alone (https, no
+    user:password@)."""
+    for field in SERVER_CALLED:
+        if values.get(field):
+            try:
+                await egress.check_resolved(values[field])
+            except EgressRefused as exc:
+                raise ApiError(400, "invalid_request", f"{prefix}{field} is refused: {exc}") from None
+    if values.get("authorization_url"):
+        try:
+            egress.policy.check_url(values["authorization_url"])
+        except EgressRefused as exc:
+            raise ApiError(400, "invalid_request", f"{prefix}authorization_url is refused: {exc}") from None

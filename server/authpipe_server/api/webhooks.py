@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, ErrorBody, responses
 from authpipe_server.connections.views import iso
+from authpipe_server.egress import EgressRefused
 from authpipe_server.webhooks.endpoints import (
     MAX_URL,
     InvalidWebhookUrl,
@@ -50,12 +51,15 @@ def not_found() -> ApiError:
     response_model=WebhookSecretView,
     responses=responses(400, 401),
 )
-async def put_webhook(body: WebhookBody, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+async def put_webhook(body: WebhookBody, response: Response, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     try:
         url = validate_url(body.url)
-    except InvalidWebhookUrl as exc:
+        # Refused now, with a reason, rather than at every delivery (the check repeats there).
+        await runtime.egress.check_resolved(url)
+    except (InvalidWebhookUrl, EgressRefused) as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
     endpoint, secret = await put_endpoint(runtime, project_id, url)
+    response.headers["Cache-Control"] = "no-store"  # the answer carries the signing secret
     return {"url": endpoint.url, "secret": secret}
 
 

@@ -3,15 +3,17 @@ account lookup, stored connection). Every failure is a ConnectError and stores n
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from authpipe_server.connect.errors import ConnectError
 from authpipe_server.connect.pkce import create_code_verifier, create_s256_code_challenge
-from authpipe_server.connect.sessions import allows, find_session
-from authpipe_server.connect.state import STATE_TTL, consume_state, verifier_place
-from authpipe_server.connections.service import Owner, save_grant
+from authpipe_server.connect.sessions import allows, ensure_usable, find_session, session_completed
+from authpipe_server.connect.state import STATE_TTL, consume_state, ensure_state_allowed, verifier_place
+from authpipe_server.connections.service import AccountChangeRefused, Owner, SessionAlreadyCompleted, save_grant
 from authpipe_server.ids import new_id
 from authpipe_server.providers.apps import ProjectProvider, ProviderNotConfigured, ProviderNotFound, load_provider
+from authpipe_server.providers.base import Described, Grant, Provider
 from authpipe_server.providers.bluesky import BlueskyProvider
 from authpipe_server.providers.errors import (
     CredentialsRejected,
@@ -19,6 +21,7 @@ from authpipe_server.providers.errors import (
     ProviderMisconfigured,
     ProviderUnavailable,
 )
+from authpipe_server.providers.http import clean_text
 from authpipe_server.providers.oauth2 import OAuth2Provider
 from authpipe_server.runtime import Runtime
 from authpipe_server.store.models import Connection, ConnectSession, OAuthState
@@ -26,6 +29,7 @@ from authpipe_server.store.types import utcnow
 from authpipe_server.tokens import new_token, token_hash
 
 CODE_MAX_LENGTH = 4096
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,8 +58,9 @@ def requested_scopes(connect_session: ConnectSession, project_provider: ProjectP
     return project_provider.scopes_for(list(per_provider) if per_provider else None)
 
 
-async def start_authorization(runtime: Runtime, token: str | None, provider: str) -> str:
-    """Remember a new state (and PKCE verifier); return the provider's authorization URL."""
+async def start_authorization(runtime: Runtime, token: str | None, provider: str, browser: str) -> str:
+    """Remember a new state (and PKCE verifier, and `browser`: the hash of the cookie of the
+    browser starting the flow); return the provider's authorization URL."""
     connect_session, project_provider = await session_provider(runtime, token, provider)
     client = project_provider.provider
     if not isinstance(client, OAuth2Provider):
@@ -70,6 +75,7 @@ async def start_authorization(runtime: Runtime, token: str | None, provider: str
     )
     scopes = requested_scopes(connect_session, project_provider)
     async with runtime.db.writing() as session:
+        await ensure_state_allowed(session, connect_session.id)
         session.add(
             OAuthState(
                 id=state_id,
@@ -77,6 +83,7 @@ async def start_authorization(runtime: Runtime, token: str | None, provider: str
                 session_id=connect_session.id,
                 provider=provider,
                 issuer=spec.issuer,
+                browser_hash=browser,
                 code_verifier=sealed,
                 scopes=scopes,
                 expires_at=min(utcnow() + STATE_TTL, connect_session.expires_at),
@@ -90,13 +97,14 @@ async def start_authorization(runtime: Runtime, token: str | None, provider: str
     )
 
 
-async def complete_authorization(runtime: Runtime, params: dict[str, str]) -> Connected:
-    """The callback: consume the state, check the issuer, exchange the code, store the connection.
+async def complete_authorization(runtime: Runtime, params: dict[str, str], browser: str | None) -> Connected:
+    """The callback: consume the state (only in the browser that started the flow: `browser` is
+    the hash of the request's cookie), check the issuer, exchange the code, store the connection.
 
     Raises ConnectError with `.session` set once the state identified the session, so the
     result page can still tell the opener.
     """
-    oauth_state = await consume_state(runtime, params.get("state"))
+    oauth_state = await consume_state(runtime, params.get("state"), browser)
     async with runtime.db.sessions() as session:
         connect_session = await session.get(ConnectSession, oauth_state.session_id)
     if connect_session is None:
@@ -109,8 +117,7 @@ async def complete_authorization(runtime: Runtime, params: dict[str, str]) -> Co
 
 
 async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state: OAuthState, params: dict[str, str]) -> Connection:
-    if connect_session.expires_at <= utcnow():
-        raise ConnectError("session_expired", "this connect link has expired; start again from the app", 410)
+    ensure_usable(connect_session)  # before the exchange; save_grant re-checks completion atomically
     if params.get("error"):
         reason = params["error"] if params["error"] in ("access_denied", "invalid_scope", "temporarily_unavailable", "server_error") else "authorization_failed"
         message = "you declined access" if reason == "access_denied" else "the provider could not complete the sign-in"
@@ -122,6 +129,12 @@ async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state
     # match ..., clients MUST reject the authorization response". And a server that advertises
     # the parameter but omits it is refused too (SECURITY.md rule 4). Both before the exchange.
     issuer = params.get("iss")
+    if issuer is not None and oauth_state.issuer is None:
+        # The server identifies itself but nobody told Authpipe whom to expect: say how to fix it.
+        named = clean_text(issuer) or ""
+        fix = f"declare \"issuer\": \"{named}\" on this provider (PUT /v1/providers/{spec.name})" if spec.custom else "update Authpipe (its catalog entry for this provider names no issuer)"
+        log.warning("%s (project %s) sent \"iss\": \"%s\" at the callback but declares no issuer; %s", spec.name, connect_session.project_id, named, fix)
+        raise ConnectError("issuer_not_declared", f"the provider sent \"iss\": \"{named}\" but declares no issuer; the app's developers must {fix}")
     if issuer is not None and issuer != oauth_state.issuer:
         raise ConnectError("issuer_mismatch", "the sign-in answer came from an unexpected server")
     if issuer is None and spec.require_iss:
@@ -142,9 +155,33 @@ async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state
         described = await client.describe(grant.tokens)
     except ProviderFailure as exc:
         raise _provider_error(exc) from None
-    owner = Owner(connect_session.project_id, connect_session.tenant_id, connect_session.user_id, oauth_state.provider)
-    connection, _ = await save_grant(runtime, owner, grant, described, list(oauth_state.scopes or []))
-    return connection
+    return await store_grant(runtime, connect_session, client, grant, described, list(oauth_state.scopes or []))
+
+
+async def store_grant(
+    runtime: Runtime, connect_session: ConnectSession, client: Provider, grant: Grant, described: Described, scopes: list[str]
+) -> Connection:
+    """Save the grant as the session's connection, completing the session. A grant that cannot be
+    stored (the session completed meanwhile, or another account than the stored one when the
+    session refuses that) is revoked at the provider, best effort: nothing would ever use it."""
+    owner = Owner(connect_session.project_id, connect_session.tenant_id, connect_session.user_id, client.spec.name)
+    try:
+        connection, _ = await save_grant(
+            runtime, owner, grant, described, scopes, completes=connect_session.id, refuse_account_change=connect_session.account_change == "refuse"
+        )
+        return connection
+    except SessionAlreadyCompleted:
+        error = session_completed()
+    except AccountChangeRefused:
+        error = ConnectError(
+            "account_changed", f"this app is connected to another {client.spec.display_name} account; sign in with that account", 409
+        )
+    try:
+        await client.revoke(grant.tokens)
+    except ProviderFailure as exc:
+        log.warning("could not revoke an unused %s grant: %s", client.spec.name, exc.code)
+    error.session = connect_session
+    raise error
 
 
 async def session_provider_for(runtime: Runtime, connect_session: ConnectSession, provider: str) -> tuple[ConnectSession, ProjectProvider]:
@@ -174,6 +211,5 @@ async def connect_app_password(runtime: Runtime, token: str | None, provider: st
         grant, described = await client.create_session(identifier, app_password)
     except ProviderFailure as exc:
         raise _provider_error(exc) from None
-    owner = Owner(connect_session.project_id, connect_session.tenant_id, connect_session.user_id, provider)
-    connection, _ = await save_grant(runtime, owner, grant, described, list(project_provider.spec.default_scopes))
+    connection = await store_grant(runtime, connect_session, client, grant, described, list(project_provider.spec.default_scopes))
     return Connected(connect_session, connection)

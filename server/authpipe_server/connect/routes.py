@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from authpipe_server.api.deps import RuntimeDep
 from authpipe_server.api.params import PROVIDER_PATTERN
+from authpipe_server.connect.browser import identify, presented, remember, same_browser
 from authpipe_server.connect.errors import ConnectError
 from authpipe_server.connect.flow import Connected, complete_authorization, connect_app_password, session_provider, start_authorization
 from authpipe_server.connect.sessions import allows, find_session
@@ -84,7 +85,9 @@ async def connect_page(request: Request, runtime: RuntimeDep, session: str | Non
         described = {s.name: s.description for s in spec.scopes}
         names = wanted or list(spec.default_scopes)
         cards.append({"spec": spec, "scopes": [(n, described.get(n, n)) for n in names]})
-    return render(request, "connect/choose.html", cards=cards, session=session)
+    public_url = runtime.settings.public_url
+    page = render(request, "connect/choose.html", cards=cards, session=session)
+    return remember(page, identify(request, public_url), public_url)
 
 
 @router.get("/connect/{provider}", response_model=None)
@@ -93,14 +96,24 @@ async def start(request: Request, provider: str, runtime: RuntimeDep, session: s
         if not PROVIDER.match(provider):
             raise ConnectError("provider_not_found", "there is no such provider", 404)
         _, project_provider = await session_provider(runtime, session, provider)
+        public_url = runtime.settings.public_url
+        browser = identify(request, public_url)
         if project_provider.spec.auth_mode == "app_password":
-            return app_password_form(request, project_provider.spec.display_name, provider, session or "")
-        return RedirectResponse(await start_authorization(runtime, session, provider), status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+            form = app_password_form(request, project_provider.spec.display_name, provider, session or "", browser.hash)
+            return remember(form, browser, public_url)
+        authorize = await start_authorization(runtime, session, provider, browser.hash)
+        redirect = RedirectResponse(authorize, status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        return remember(redirect, browser, public_url)
     except ConnectError as exc:
         return error_page(request, exc)
 
 
-def app_password_form(request: Request, display_name: str, provider: str, session: str, *, identifier: str = "", error: ConnectError | None = None) -> HTMLResponse:
+def app_password_form(
+    request: Request, display_name: str, provider: str, session: str, browser: str, *, identifier: str = "", error: ConnectError | None = None
+) -> HTMLResponse:
+    """The form carries `browser`, the hash of the cookie of the browser it was given to: its POST
+    is accepted only with that same cookie (connect.browser). Cross-site posts never carry the
+    SameSite=Lax cookie, and a form copied to another browser fails the comparison."""
     return render(
         request,
         "connect/app_password.html",
@@ -108,6 +121,7 @@ def app_password_form(request: Request, display_name: str, provider: str, sessio
         provider=provider,
         display_name=display_name,
         session=session,
+        browser=browser,
         identifier=identifier,
         error=error,
     )
@@ -121,24 +135,27 @@ async def submit_app_password(request: Request, provider: str, runtime: RuntimeD
         return error_page(request, ConnectError("invalid_request", "the form could not be read"))
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     session, identifier, app_password = fields.get("session", ""), fields.get("identifier", ""), fields.get("app_password", "")
+    browser = fields.get("browser", "")
     try:
         if not PROVIDER.match(provider):
             raise ConnectError("provider_not_found", "there is no such provider", 404)
-        if any(len(v) > FIELD_MAX for v in (session, identifier, app_password)):
+        if any(len(v) > FIELD_MAX for v in (session, identifier, app_password, browser)):
             raise ConnectError("invalid_request", "a field is too long")
         _, project_provider = await session_provider(runtime, session, provider)
+        if not same_browser(browser, presented(request, runtime.settings.public_url)):
+            raise ConnectError("browser_mismatch", "finish connecting in the browser where you started", 403)
     except ConnectError as exc:
         return error_page(request, exc)
     name = project_provider.spec.display_name
     if not identifier.strip() or not app_password.strip():
         error = ConnectError("invalid_request", "enter your handle and an app password")
-        return app_password_form(request, name, provider, session, identifier=identifier, error=error)
+        return app_password_form(request, name, provider, session, browser, identifier=identifier, error=error)
     try:
         connected = await connect_app_password(runtime, session, provider, identifier, app_password)
     except ConnectError as exc:
-        if exc.code in ("session_expired", "invalid_session", "provider_not_allowed", "provider_not_configured"):
+        if exc.code in ("session_expired", "session_completed", "account_changed", "invalid_session", "provider_not_allowed", "provider_not_configured"):
             return error_page(request, exc)
-        return app_password_form(request, name, provider, session, identifier=identifier, error=exc)
+        return app_password_form(request, name, provider, session, browser, identifier=identifier, error=exc)
     return success_page(request, connected)
 
 
@@ -154,7 +171,7 @@ async def callback(request: Request, runtime: RuntimeDep) -> HTMLResponse:
             return error_page(request, ConnectError("invalid_request", f"the sign-in answer repeats {key!r}"))
         params[key] = value
     try:
-        connected = await complete_authorization(runtime, params)
+        connected = await complete_authorization(runtime, params, presented(request, runtime.settings.public_url))
     except ConnectError as exc:
         return error_page(request, exc)
     return success_page(request, connected)

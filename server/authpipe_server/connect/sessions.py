@@ -40,6 +40,7 @@ async def create_session(
     scopes: dict[str, list[str]] | None,
     origin: str | None,
     return_url: str | None,
+    account_change: str = "allow",
 ) -> NewSession:
     token = new_token(SESSION_PREFIX)
     expires_at = utcnow() + SESSION_TTL
@@ -54,6 +55,7 @@ async def create_session(
                 scopes=scopes,
                 origin=origin,
                 return_url=return_url,
+                account_change=account_change,
                 expires_at=expires_at,
             )
         )
@@ -69,9 +71,20 @@ async def find_session(session: AsyncSession, token: str | None) -> ConnectSessi
     found = await session.scalar(select(ConnectSession).where(ConnectSession.token_hash == token_hash(token)))
     if found is None:
         raise ConnectError("invalid_session", "this connect link is not valid; start again from the app", 404)
-    if found.expires_at <= utcnow():
-        raise ConnectError("session_expired", "this connect link has expired; start again from the app", 410)
+    ensure_usable(found)
     return found
+
+
+def ensure_usable(connect_session: ConnectSession) -> None:
+    """Refuse a session that expired or already completed (a session completes once)."""
+    if connect_session.completed_at is not None:
+        raise session_completed()
+    if connect_session.expires_at <= utcnow():
+        raise ConnectError("session_expired", "this connect link has expired; start again from the app", 410)
+
+
+def session_completed() -> ConnectError:
+    return ConnectError("session_completed", "this connect link was already used; start again from the app", 410)
 
 
 def allows(connect_session: ConnectSession, provider: str) -> bool:

@@ -1,8 +1,9 @@
 """Refreshing a connection's tokens, one refresh at a time per connection.
 
 In-process: concurrent callers for one connection share one future (single flight). Across
-processes: the connection's row lock (PostgreSQL), and a re-check once it is held — if another
-process refreshed meanwhile, its result is used and the provider is not called again.
+processes: the connection's advisory lock (PostgreSQL, credentials.locking; no pooled connection
+is held while the provider answers), and a re-check once it is held — if another process
+refreshed meanwhile, its result is used and the provider is not called again.
 
 Failures are classified (SECURITY.md, "Failure classes"): a gone grant makes the connection
 `revoked`; a provider or network having a bad time changes nothing the caller can see while the
@@ -17,7 +18,7 @@ import os
 import socket
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authpipe_server.connections.schedule import refresh_due
 from authpipe_server.connections.secrets import TokenSet, seal, unseal
 from authpipe_server.credentials.backoff import retry_delay
-from authpipe_server.credentials.locking import locked_connection
+from authpipe_server.credentials.locking import refresh_locks
 from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REFRESHED, REVOKED, record_event
 from authpipe_server.providers.apps import ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from authpipe_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
+Mutation = Callable[[AsyncSession, Connection], Awaitable[None]]
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -57,6 +59,12 @@ class Refresher:
         self.runtime = runtime
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self._inflight: SingleFlight[str, Connection] = SingleFlight()
+        self.locks = refresh_locks(runtime.settings.database_url)
+        # Another process's refresh is awaited about as long as it can take (two provider calls).
+        self.lock_wait = 2 * runtime.settings.egress_timeout + 5.0
+
+    async def close(self) -> None:
+        await self.locks.close()
 
     async def refresh(self, connection_id: str, *, seen: bytes | None = None) -> Connection:
         """Refresh the connection's tokens, once however many callers ask at the same time.
@@ -70,18 +78,16 @@ class Refresher:
 
     async def _refresh(self, connection_id: str, seen: bytes | None) -> Connection:
         runtime = self.runtime
-        async with locked_connection(runtime.db, connection_id) as locked:
-            row = locked.row
-            if row is None:
-                raise ConnectionGone(connection_id)
-            if row.status == "revoked" or row.secrets is None:
-                return row
+        async with self.locks.hold(connection_id, self.lock_wait) as held:
+            row = await self._load(connection_id)
+            if not held or row.status == "revoked" or row.secrets is None:
+                return row  # (not held: another process is still at it; its result comes later)
             if seen is not None and row.secrets != seen:
                 return row  # refreshed (or reconnected) by someone else while we waited
             if seen is None and (row.refresh_due_at is None or row.refresh_due_at > utcnow()):
-                return row  # no longer due
+                return await self._save(row, self._released)  # no longer due
+            tokens = await unseal(runtime.vault, row)  # before the marker: an unreadable row leaves none
             interrupted = await self._mark_attempt(row.id)
-            tokens = await unseal(runtime.vault, row)
             try:
                 found = await load_provider(runtime, row.project_id, row.provider)
                 grant = await found.provider.refresh(tokens)
@@ -93,14 +99,41 @@ class Refresher:
                         "a rotated refresh token); the user must connect again"
                     )
                 code = exc.code
-                return await locked.save(lambda s, r: self._revoked(s, r, code, message))
+                return await self._save(row, lambda s, r: self._revoked(s, r, code, message))
             except (ProviderFailure, ProviderNotFound, ProviderNotConfigured) as exc:
                 failure = exc if isinstance(exc, ProviderFailure) else ProviderFailure("provider_not_configured", str(exc))
-                return await locked.save(lambda s, r: self._failed(s, r, failure))
+                return await self._save(row, lambda s, r: self._failed(s, r, failure))
             new_tokens = merge(tokens, grant)
             probe = Connection(id=row.id, project_id=row.project_id, tenant_id=row.tenant_id)
             await seal(runtime.vault, probe, new_tokens)
-            return await locked.save(lambda s, r: self._succeeded(s, r, grant, probe.secrets))
+            return await self._save(row, lambda s, r: self._succeeded(s, r, grant, probe.secrets))
+
+    async def _load(self, connection_id: str) -> Connection:
+        async with self.runtime.db.sessions() as session:
+            row = await session.get(Connection, connection_id, populate_existing=True)
+        if row is None:
+            raise ConnectionGone(connection_id)
+        return row
+
+    async def _save(self, started: Connection, mutate: Mutation) -> Connection:
+        """Apply `mutate` in a short write transaction, only if the stored secrets are still
+        those the refresh started from (compare-and-set): otherwise someone else refreshed or
+        reconnected meanwhile, and their row wins."""
+        async with self.runtime.db.writing() as session:
+            current = await session.get(Connection, started.id, with_for_update=True, populate_existing=True)
+            if current is None:
+                raise ConnectionGone(started.id)
+            if current.secrets != started.secrets:
+                await self._clear_attempt(session, current.id)
+                log.warning("refresh of %s discarded: the connection changed while the provider answered", current.id)
+                return current
+            current.refresh_claimed_until = None
+            await mutate(session, current)
+        return current
+
+    @staticmethod
+    async def _released(session: AsyncSession, row: Connection) -> None:
+        """Nothing to do but give the claim back."""
 
     async def _mark_attempt(self, connection_id: str) -> datetime | None:
         """Record (committed at once) that a refresh is starting; return when an earlier one that

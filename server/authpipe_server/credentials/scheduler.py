@@ -2,25 +2,26 @@
 expire, by whichever worker claims them.
 
 Work is claimed, not broadcast (store.claims): any number of workers share it, each connection
-refreshed by one of them. Concurrency is bounded per provider so no provider sees a burst from us.
+refreshed by one of them. Jobs run in a bounded, fair pool (background.pool): a hard deadline per
+refresh, a cap per project's provider app, and new claims as soon as a slot frees, so one
+project's slow provider never holds up another project's refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import defaultdict
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Awaitable, Callable, Hashable
 
+from authpipe_server.background.pool import JobPool, run_claimed
 from authpipe_server.credentials.refresh import ConnectionGone
-from authpipe_server.polling import poll
-from authpipe_server.store.claims import claim_due_connections
+from authpipe_server.store.claims import Claimed, claim_due_connections
 from authpipe_server.store.models import Connection
 
 if TYPE_CHECKING:
     from authpipe_server.runtime import Runtime
 
-log = logging.getLogger(__name__)
+Job = tuple[Hashable, str, Callable[[], Awaitable[object]]]
 
 
 class RefreshScheduler:
@@ -28,45 +29,42 @@ class RefreshScheduler:
         self,
         runtime: "Runtime",
         *,
-        batch: int = 500,
-        concurrency: int = 16,
-        per_provider: int = 8,
+        concurrency: int = 32,
+        per_app: int = 8,
         lease: float = 300.0,
         idle: float = 1.0,
+        deadline: float | None = None,
     ) -> None:
         self.runtime = runtime
-        self.batch, self.lease, self.idle = batch, lease, idle
-        # Each refresh holds a database connection (PostgreSQL: the row lock) while the provider
-        # answers, so the total is bounded below the pool size as well as per provider.
-        self._total = asyncio.Semaphore(concurrency)
-        self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_provider))
+        self.lease, self.idle = lease, idle
+        # A refresh is one or two provider calls, each under the egress deadline, plus short
+        # database writes; the job deadline is the backstop above them (and below the lease).
+        job_deadline = deadline if deadline is not None else min(3 * runtime.settings.egress_timeout + 10.0, lease / 2)
+        self.pool = JobPool(total=concurrency, per_key=per_app, deadline=job_deadline, name="refresh")
 
-    async def claim(self) -> list[tuple[str, str]]:
-        """Take up to `batch` due connections: (id, provider) pairs, leased to this worker."""
-        return await claim_due_connections(
+    async def claim(self, limit: int, busy: set[Hashable]) -> list[Job]:
+        """Lease up to `limit` due connections of apps that are not busy."""
+        claimed = await claim_due_connections(
             self.runtime.db,
             Connection.refresh_due_at,
             Connection.refresh_claimed_until,
-            batch=self.batch,
+            limit=limit,
             lease=self.lease,
             where=Connection.status.in_(("active", "error")),
+            exclude=[key for key in busy if isinstance(key, tuple)],
         )
+        return [(row.app, row.id, functools.partial(self._refresh, row)) for row in claimed]
+
+    async def _refresh(self, row: Claimed) -> None:
+        try:
+            await self.runtime.refresher.refresh(row.id)
+        except ConnectionGone:
+            pass
 
     async def run_once(self) -> int:
-        """Claim one batch and refresh it; returns how many were claimed."""
-        claimed = await self.claim()
-        if claimed:
-            await asyncio.gather(*(self._refresh(connection_id, provider) for connection_id, provider in claimed))
-        return len(claimed)
-
-    async def _refresh(self, connection_id: str, provider: str) -> None:
-        async with self._limits[provider], self._total:
-            try:
-                await self.runtime.refresher.refresh(connection_id)
-            except ConnectionGone:
-                pass
-            except Exception:  # one connection's bug must not stop everyone's refreshes
-                log.exception("proactive refresh of %s failed unexpectedly", connection_id)
+        """Claim what is due (up to the pool's size) and run it to the end: one round, for
+        benchmarks and tests. `run` is the long-running form."""
+        return await self.pool.run_batch(await self.claim(self.pool.total, set()))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="refresh scheduler")
+        await run_claimed(self.pool, self.claim, stop, idle=self.idle, name="refresh scheduler")

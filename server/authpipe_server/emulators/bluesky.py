@@ -28,7 +28,7 @@ from .control import control_router, json_body, validate
 from .core import ControlError, EmulatorCore
 
 _HANDLE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
-_DID_PLC = r"^did:plc:[a-z2-7]{24}$"
+_DID = r"^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%-]+(:[a-zA-Z0-9._-]+)*)$"
 _APP_PASSWORD = r"^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$"
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -55,7 +55,8 @@ class BlueskyUserIn(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     handle: str = pydantic.Field(pattern=_HANDLE)
-    did: str | None = pydantic.Field(None, pattern=_DID_PLC)  # derived from the handle when left out
+    # did:plc (derived from the handle when left out) or did:web, whose document its own host serves
+    did: str | None = pydantic.Field(None, pattern=_DID)
     email: str | None = None
     password: str | None = None  # the account password; generated when left out
     display_name: str | None = None
@@ -201,10 +202,12 @@ class BlueskyEmulator:
         return {"revoked": name, "deleted_refresh_tokens": len(doomed)}
 
     def _find(self, actor: str) -> Account | None:
-        """By DID, handle or email, case-insensitively."""
+        """By DID (exactly: a did:web may hold capitals), or handle or email (case-insensitively)."""
+        if actor in self.accounts:
+            return self.accounts[actor]
         actor = actor.lower()
         for account in self.accounts.values():
-            if actor in (account.did, account.handle, (account.email or "").lower()):
+            if actor in (account.handle, (account.email or "").lower()):
                 return account
         return None
 
@@ -443,7 +446,7 @@ class BlueskyEmulator:
     async def plc_document(self, request: Request, did: str) -> Response:
         if blocked := await self.core.gate("api", self._failure):
             return blocked
-        account = self.accounts.get(did)
+        account = self.accounts.get(did) if did.startswith("did:plc:") else None  # did:web is its host's
         if account is None:
             return JSONResponse({"message": f"DID not registered: {did}"}, status_code=404)
         return JSONResponse(self._did_doc(request, account), media_type="application/did+ld+json")

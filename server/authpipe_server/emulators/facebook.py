@@ -1,10 +1,12 @@
 """Facebook emulator: Facebook Login (www.facebook.com under /www) and the Graph API
 (graph.facebook.com under /graph), with Pages and their linked Instagram business accounts.
 
-Code exchange and `fb_exchange_token` at `GET /oauth/access_token` with the credentials as
-parameters; short-lived user tokens, long-lived ones (about 60 days) from the exchange, Page
-tokens that never expire when taken with a long-lived user token; `debug_token`; Graph error
-objects (code 190 with the subcode for expiry or revocation); `DELETE /me/permissions`.
+Code exchange and `fb_exchange_token` at `/oauth/access_token`, with the credentials as query
+parameters of a GET (as Meta's guides show) or as the form body of a POST (as Graph also takes
+them, and as Authpipe sends them); short-lived user tokens, long-lived ones (about 60 days) from
+the exchange, Page tokens that never expire when taken with a long-lived user token;
+`debug_token`; Graph error objects (code 190 with the subcode for expiry or revocation);
+`DELETE /me/permissions`.
 Any `vNN.N` version segment is accepted, and so are unversioned paths, as on the real Graph API.
 """
 
@@ -560,7 +562,7 @@ class FacebookEmulator:
         app = self.oauth.apps.get(app_id) if sep else None
         return app if app is not None and app.secret_matches(secret) else None
 
-    # -- GET /oauth/access_token --------------------------------------------------------------
+    # -- GET or POST /oauth/access_token ----------------------------------------------------
 
     async def _oauth_access_token(self, params: dict[str, str]) -> Response:
         grant_type = params.get("grant_type")

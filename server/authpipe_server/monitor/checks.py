@@ -88,6 +88,7 @@ class HealthChecker:
             now = utcnow()
             current.last_checked_at = now
             current.check_due_at = check_due(runtime.settings.health_interval, now)
+            current.check_claimed_until = None
             if changed:
                 current.account_id, current.account_name = account
                 if resources:
@@ -107,6 +108,7 @@ class HealthChecker:
             if current.status != "revoked":
                 await self.runtime.refresher.mark_revoked(session, current, exc.code, exc.message)
             current.last_checked_at = utcnow()
+            current.check_claimed_until = None
         self.runtime.metrics.checks.labels(provider=row.provider, outcome="revoked").inc()
         return current
 
@@ -123,6 +125,7 @@ class HealthChecker:
             current.last_error_code, current.last_error_message, current.last_error_at = failure.code[:64], failure.message[:1024], now
             delay = max(retry_after or 0.0, min(self.runtime.settings.health_interval, 300.0))
             current.check_due_at = now + timedelta(seconds=delay)
+            current.check_claimed_until = None
         self.runtime.metrics.checks.labels(provider=row.provider, outcome="failed").inc()
         log.info("health check of %s at %s failed transiently (%s)", row.id, row.provider, failure.code)
         return current

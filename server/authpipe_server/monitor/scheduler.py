@@ -1,26 +1,32 @@
 """Scheduled health checks: every active connection every AUTHPIPE_HEALTH_INTERVAL seconds
-(±10 % jitter, set when it is saved or checked), claimed like refresh work (store.claims),
-rate-limited per provider, and paused for a provider that answered 429 for as long as it asked.
+(±10 % jitter, set when it is saved or checked), claimed like refresh work (store.claims), run in
+the bounded, fair job pool (background.pool), rate-limited per project's provider app, and paused
+for an app whose provider answered 429 for as long as it asked (at most an hour: the Retry-After
+is clamped where it is parsed). A pause or a slow provider holds up only that project's app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Awaitable, Callable, Hashable
 
+from sqlalchemy import update
+
+from authpipe_server.background.pool import JobPool, run_claimed
 from authpipe_server.credentials.refresh import ConnectionGone
-from authpipe_server.polling import poll
 from authpipe_server.monitor.checks import HealthChecker
-from authpipe_server.store.claims import claim_due_connections
+from authpipe_server.store.claims import AppKey, Claimed, claim_due_connections
 from authpipe_server.store.models import Connection
+from authpipe_server.store.types import utcnow
 
 if TYPE_CHECKING:
     from authpipe_server.runtime import Runtime
 
-log = logging.getLogger(__name__)
+Job = tuple[Hashable, str, Callable[[], Awaitable[object]]]
 
 
 class RateLimit:
@@ -30,12 +36,13 @@ class RateLimit:
         self.rate, self.tokens, self.updated = rate, rate, time.monotonic()
         self.paused_until = 0.0
 
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self.paused_until - time.monotonic())
+
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
-            if now < self.paused_until:
-                await asyncio.sleep(self.paused_until - now)
-                continue
             self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
             if self.tokens >= 1:
@@ -49,40 +56,65 @@ class RateLimit:
 
 class CheckScheduler:
     def __init__(
-        self, runtime: "Runtime", *, batch: int = 500, rate_per_provider: float = 20.0, concurrency: int = 16,
-        lease: float = 300.0, idle: float = 1.0,
+        self,
+        runtime: "Runtime",
+        *,
+        rate_per_app: float = 20.0,
+        concurrency: int = 32,
+        per_app: int = 8,
+        lease: float = 300.0,
+        idle: float = 1.0,
+        deadline: float | None = None,
     ) -> None:
-        self.runtime, self.batch, self.lease, self.idle = runtime, batch, lease, idle
+        self.runtime, self.lease, self.idle = runtime, lease, idle
         self.checker = HealthChecker(runtime)
-        self._total = asyncio.Semaphore(concurrency)
-        self._limits: defaultdict[str, RateLimit] = defaultdict(lambda: RateLimit(rate_per_provider))
+        # A check may refresh first and list a user's Pages: several provider calls, each under
+        # the egress deadline; the job deadline bounds them all (and stays below the lease).
+        job_deadline = deadline if deadline is not None else min(4 * runtime.settings.egress_timeout + 10.0, lease / 2)
+        self.pool = JobPool(total=concurrency, per_key=per_app, deadline=job_deadline, name="health checks")
+        self._limits: defaultdict[AppKey, RateLimit] = defaultdict(lambda: RateLimit(rate_per_app))
 
-    async def run_once(self) -> int:
+    def paused(self) -> list[AppKey]:
+        return [app for app, limit in self._limits.items() if limit.paused_for > 0]
+
+    async def claim(self, limit: int, busy: set[Hashable]) -> list[Job]:
         claimed = await claim_due_connections(
             self.runtime.db,
             Connection.check_due_at,
             Connection.check_claimed_until,
-            batch=self.batch,
+            limit=limit,
             lease=self.lease,
             where=Connection.status.in_(("active", "error")),
+            exclude=[key for key in busy if isinstance(key, tuple)] + self.paused(),
         )
-        if claimed:
-            await asyncio.gather(*(self._check(connection_id, provider) for connection_id, provider in claimed))
-        return len(claimed)
+        return [(row.app, row.id, functools.partial(self._check, row)) for row in claimed]
 
-    async def _check(self, connection_id: str, provider: str) -> None:
-        limit = self._limits[provider]
+    async def _check(self, row: Claimed) -> None:
+        limit = self._limits[row.app]
+        if limit.paused_for > 0:  # claimed just before its app was paused: check it after the pause
+            await self._postpone(row.id, limit.paused_for)
+            return
         await limit.acquire()
-        async with self._total:
-            try:
-                checked = await self.checker.check(connection_id)
-            except ConnectionGone:
-                return
-            except Exception:  # one connection's bug must not stop everyone's checks
-                log.exception("health check of %s failed unexpectedly", connection_id)
-                return
+        try:
+            checked = await self.checker.check(row.id)
+        except ConnectionGone:
+            return
         if checked.last_error_code == "rate_limited" and checked.check_due_at is not None and checked.last_checked_at is not None:
             limit.pause((checked.check_due_at - checked.last_checked_at).total_seconds())
 
+    async def _postpone(self, connection_id: str, seconds: float) -> None:
+        async with self.runtime.db.writing() as session:
+            await session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(check_due_at=utcnow() + timedelta(seconds=seconds), check_claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def run_once(self) -> int:
+        """Claim what is due (up to the pool's size) and run it to the end: one round, for
+        benchmarks and tests. `run` is the long-running form."""
+        return await self.pool.run_batch(await self.claim(self.pool.total, set()))
+
     async def run(self, stop: asyncio.Event) -> None:
-        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="health-check scheduler")
+        await run_claimed(self.pool, self.claim, stop, idle=self.idle, name="health-check scheduler")

@@ -81,7 +81,7 @@ async def load_provider(runtime: Runtime, project_id: str, name: str) -> Project
     if app is not None and app.client_id:
         secret = (await runtime.vault.decrypt(secret_place(app), app.client_secret)).decode() if app.client_secret else None
         credentials = AppCredentials(app.client_id, secret)
-    return ProjectProvider(spec, build_provider(spec, credentials, runtime.http), app)
+    return ProjectProvider(spec, build_provider(spec, credentials, runtime.egress), app)
 
 
 async def save_app(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import httpx
-
+from authpipe_server.egress import Egress
 from authpipe_server.connections.secrets import TokenSet
 from authpipe_server.providers.spec import ProviderSpec
 from authpipe_server.store.types import utcnow
@@ -43,12 +43,33 @@ class Grant:
     scopes: list[str] | None = None
 
 
+MAX_LIFETIME = timedelta(days=3650)
+"""A token said to live longer than this is treated as not expiring (a provider's `Infinity` or
+`1e300` must not overflow a date or push a refresh out of reach of any calendar)."""
+
+
 def expiry(expires_in: object) -> datetime | None:
-    try:
-        seconds = int(expires_in)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    """`expires_in` (seconds, as a number or a numeric string) → an expiry time, or None when
+    absent, unparseable, not positive or absurdly far."""
+    if isinstance(expires_in, bool):
         return None
-    return utcnow() + timedelta(seconds=seconds) if seconds > 0 else None
+    try:
+        seconds = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_LIFETIME.total_seconds():
+        return None
+    return utcnow() + timedelta(seconds=int(seconds))
+
+
+def expiry_at(timestamp: object) -> datetime | None:
+    """A Unix time (a JWT's `exp`) → an expiry time, or None when unusable or absurdly far."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return None
+    try:
+        return expiry(timestamp - utcnow().timestamp()) if math.isfinite(timestamp) else None
+    except OverflowError:  # an integer too large for a float
+        return None
 
 
 @dataclass(frozen=True)
@@ -63,8 +84,8 @@ class AppCredentials:
 class Provider(ABC):
     """A provider bound to one project's app and the process's HTTP client."""
 
-    def __init__(self, spec: ProviderSpec, app: AppCredentials | None, http: httpx.AsyncClient) -> None:
-        self.spec, self.app, self.http = spec, app, http
+    def __init__(self, spec: ProviderSpec, app: AppCredentials | None, egress: Egress) -> None:
+        self.spec, self.app, self.egress = spec, app, egress
 
     @abstractmethod
     async def describe(self, tokens: TokenSet) -> Described:
@@ -79,4 +100,5 @@ class Provider(ABC):
         return await self.describe(tokens)
 
     async def revoke(self, tokens: TokenSet) -> None:
-        """Revoke the grant at the provider where it can be (best effort, never raises for 4xx)."""
+        """Revoke the grant at the provider where it can be. Raises ProviderFailure when the
+        provider refused (its grant may still be active), ProviderUnavailable when unsure."""

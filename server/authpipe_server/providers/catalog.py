@@ -28,6 +28,12 @@ def validate_entry(entry: dict[str, Any]) -> None:
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "definition"
         raise InvalidDefinition(f"{where}: {error.message}")
+    if entry.get("token_auth") == "none" and entry.get("pkce") is False:
+        # RFC 9700 §2.1.1: "Public clients MUST use PKCE [RFC7636] to this end" (against the
+        # injection of stolen authorization codes).
+        raise InvalidDefinition("a public client (token_auth none) must use PKCE: set pkce true, or authenticate with a client_secret")
+    if entry.get("require_iss") and not entry.get("issuer"):
+        raise InvalidDefinition("require_iss needs the issuer that the callback's iss must equal")
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +64,10 @@ def custom_entry(body: dict[str, Any]) -> dict[str, Any]:
         "pkce": body.get("pkce", True),
         "scope_separator": body.get("scope_separator", " "),
         "authorization_params": {},
+        "api_base_url": body.get("api_base_url"),
         "issuer": body.get("issuer"),
+        # RFC 9207 §2.4: a client that knows its server's issuer rejects a callback without iss.
+        "require_iss": body.get("require_iss", body.get("issuer") is not None),
         "scopes": [{"name": s, "description": s} for s in scopes],
         "default_scopes": scopes,
         "refresh": "oauth2",

@@ -20,10 +20,12 @@ from authpipe_server.providers.errors import (
     ProviderMisconfigured,
     ProviderUnavailable,
 )
-from authpipe_server.providers.http import first, json_body, send
+from authpipe_server.providers.http import first, is_header_token, json_body, send
 from authpipe_server.providers.spec import Request
 
 MISCONFIGURED = {"invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
+OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+"""An `error` value worth repeating in a message (RFC 6749 §5.2 codes are lower-case words)."""
 
 
 class OAuth2Provider(Provider):
@@ -52,23 +54,25 @@ class OAuth2Provider(Provider):
 
     # -- tokens -------------------------------------------------------------------------------
 
-    async def token_request(self, params: dict[str, str]) -> dict[str, Any]:
-        """POST (or GET, Facebook) to the token endpoint with the entry's client authentication."""
-        assert self.spec.token_url and self.app
-        headers: dict[str, str] = {}
+    def client_authentication(self, params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """The form and headers of a request that authenticates the client the way the entry's
+        `token_auth` says (RFC 6749 §2.3.1): at the token endpoint, and at the revocation
+        endpoint, which RFC 7009 §2.1 has authenticate the same way."""
+        assert self.app
         auth = self.spec.token_auth if self.app.client_secret else "none"
         if auth == "client_secret_basic":
             # RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
             pair = f"{quote(self.app.client_id, safe='')}:{quote(self.app.client_secret or '', safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        elif auth in ("client_secret_post", "client_secret_query"):
-            params = {**params, "client_id": self.app.client_id, "client_secret": self.app.client_secret or ""}
-        else:
-            params = {**params, "client_id": self.app.client_id}
-        if self.spec.token_method == "GET":
-            response = await send(self.http, "GET", self.spec.token_url, params=params, headers=headers)
-        else:
-            response = await send(self.http, "POST", self.spec.token_url, data=params, headers=headers)
+            return params, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        if auth == "client_secret_post":
+            return {**params, "client_id": self.app.client_id, "client_secret": self.app.client_secret or ""}, {}
+        return {**params, "client_id": self.app.client_id}, {}
+
+    async def token_request(self, params: dict[str, str]) -> dict[str, Any]:
+        """POST a form to the token endpoint with the entry's client authentication."""
+        assert self.spec.token_url
+        data, headers = self.client_authentication(params)
+        response = await send(self.egress, "POST", self.spec.token_url, data=data, headers=headers)
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             raise self.token_error(response, body)
@@ -85,11 +89,16 @@ class OAuth2Provider(Provider):
 
     def parse_grant(self, body: dict[str, Any], previous: TokenSet | None) -> Grant:
         scope = body.get("scope")
-        scopes = [s for s in re.split(r"[ ,]+", scope) if s] if isinstance(scope, str) else None
+        scopes = [s for s in re.split(r"[ ,]+", scope) if s][:200] if isinstance(scope, str) else None
+        access_token, refresh_token = body.get("access_token"), body.get("refresh_token")
+        # The tokens go into Authorization headers: visible ASCII only (RFC 6750 §2.1's b64token
+        # is narrower still), and of a sane length.
+        if not is_header_token(access_token) or (refresh_token is not None and not is_header_token(refresh_token)):
+            raise ProviderFailure("invalid_token_response", "the token endpoint answered a token that is not usable in an HTTP header")
         tokens = TokenSet(
-            access_token=str(body["access_token"]),
+            access_token=access_token,
             # RFC 6749 §6: the server MAY issue a new refresh token; when it does not, keep the old one.
-            refresh_token=body.get("refresh_token") or (previous.refresh_token if previous else None),
+            refresh_token=refresh_token or (previous.refresh_token if previous else None),
             token_type=str(body.get("token_type") or "bearer").lower(),
             resource_tokens=previous.resource_tokens if previous else {},
         )
@@ -113,7 +122,7 @@ class OAuth2Provider(Provider):
             kwargs["params"] = {**request.params, **overrides.get("params", {})}
         if request.json is not None:
             kwargs["json"] = request.json
-        response = await send(self.http, request.method, overrides.get("url") or self.url(request), **kwargs)
+        response = await send(self.egress, request.method, overrides.get("url") or self.url(request), **kwargs)
         body = json_body(response)
         self.raise_for_api_error(response, body)
         return body
@@ -147,17 +156,28 @@ class OAuth2Provider(Provider):
         if not self.spec.revocation_rfc7009:
             await self.api(revocation, tokens.access_token)
             return
-        assert self.app
         token, hint = (tokens.refresh_token, "refresh_token") if tokens.refresh_token else (tokens.access_token, "access_token")
-        data = {"token": token, "token_type_hint": hint, "client_id": self.app.client_id}
-        if self.app.client_secret:
-            data["client_secret"] = self.app.client_secret
+        data, headers = self.client_authentication({"token": token, "token_type_hint": hint})
         for attempt in range(3):
             try:
-                await send(self.http, "POST", self.url(revocation), data=data)
-                return  # RFC 7009 §2.2: 200 even for an already-invalid token; other 4xx: nothing to retry
+                response = await send(self.egress, "POST", self.url(revocation), data=data, headers=headers)
             except ProviderUnavailable as exc:
                 # RFC 7009 §2.2.1: on 503 the client may retry after the Retry-After delay.
                 if attempt == 2:
                     raise
                 await asyncio.sleep(min(exc.retry_after or 1.0, 5.0))
+                continue
+            # RFC 7009 §2.2: "The authorization server responds with HTTP status code 200 if the
+            # token has been revoked successfully or if the client submitted an invalid token."
+            # Anything else (401 invalid_client, 400 unsupported_token_type…) revoked nothing.
+            if not 200 <= response.status_code < 300:
+                raise ProviderFailure("revocation_failed", revocation_failure(response))
+            return
+
+
+def revocation_failure(response: httpx.Response) -> str:
+    """What went wrong at the revocation endpoint, from its status and OAuth error code only."""
+    body = json_body(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    named = f" ({error})" if isinstance(error, str) and OAUTH_ERROR_CODE.fullmatch(error) else ""
+    return f"the revocation endpoint answered HTTP {response.status_code}{named}; the grant may still be active at the provider"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
+from authpipe_server.egress import Egress
 from authpipe_server.providers.base import AppCredentials, Provider
 from authpipe_server.providers.bluesky import BlueskyProvider
 from authpipe_server.providers.hooks.buffer import BufferProvider
@@ -19,7 +18,7 @@ HOOKS: dict[str, type[OAuth2Provider]] = {
 }
 
 
-def build_provider(spec: ProviderSpec, app: AppCredentials | None, http: httpx.AsyncClient) -> Provider:
+def build_provider(spec: ProviderSpec, app: AppCredentials | None, egress: Egress) -> Provider:
     if spec.auth_mode == "app_password":
-        return BlueskyProvider(spec, app, http)
-    return HOOKS.get(spec.hooks or "", OAuth2Provider)(spec, app, http)
+        return BlueskyProvider(spec, app, egress)
+    return HOOKS.get(spec.hooks or "", OAuth2Provider)(spec, app, egress)

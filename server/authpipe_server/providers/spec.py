@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-TokenAuth = Literal["client_secret_basic", "client_secret_post", "client_secret_query", "none"]
+TokenAuth = Literal["client_secret_basic", "client_secret_post", "none"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class ProviderSpec:
     issuer: str | None = None
     require_iss: bool = False
     token_auth: TokenAuth = "client_secret_basic"
-    token_method: str = "POST"
     pkce: bool = True
     scope_separator: str = " "
     authorization_params: dict[str, str] = field(default_factory=dict)
@@ -75,7 +74,6 @@ class ProviderSpec:
             issuer=entry.get("issuer"),
             require_iss=entry.get("require_iss", False),
             token_auth=entry.get("token_auth", "client_secret_basic"),
-            token_method=entry.get("token_method", "POST"),
             pkce=entry.get("pkce", True),
             scope_separator=entry.get("scope_separator", " "),
             authorization_params=dict(entry.get("authorization_params", {})),

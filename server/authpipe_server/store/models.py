@@ -160,7 +160,11 @@ class ConnectSession(Base):
     scopes: Mapped[dict[str, Any] | None]
     origin: Mapped[str | None] = mapped_column(String(2048))
     return_url: Mapped[str | None] = mapped_column(String(2048))
+    account_change: Mapped[str] = mapped_column(String(16), default="allow", server_default="allow")
+    """`allow` or `refuse`: what a reconnect with another provider account than the stored one does."""
     expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    """Set by the first connection stored through this session; it completes once."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -171,6 +175,8 @@ class OAuthState(Base):
     session_id: Mapped[str] = mapped_column(ID, ForeignKey("connect_sessions.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(64))
     issuer: Mapped[str | None] = mapped_column(String(2048))
+    browser_hash: Mapped[str | None] = mapped_column(HASH)
+    """Hash of the cookie of the browser that started the flow (connect.browser)."""
     code_verifier: Mapped[bytes | None] = mapped_column(LargeBinary)
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     expires_at: Mapped[datetime]

@@ -18,21 +18,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from authpipe_server import __version__
-from authpipe_server.polling import poll
+from authpipe_server.egress import EgressError, EgressRefused
+from authpipe_server.background.pool import JobPool, run_claimed
 from authpipe_server.store.models import (
     Event,
     WebhookAttempt,
@@ -67,6 +68,7 @@ class DeliveryWorker:
         timeout: float = TIMEOUT,
         batch: int = 100,
         concurrency: int = 16,
+        per_endpoint: int = 4,
         lease: float | None = None,
         idle: float = 0.5,
     ) -> None:
@@ -76,7 +78,9 @@ class DeliveryWorker:
         # Longer than one attempt can take (the HTTP timeout plus two short transactions), so a
         # live worker's claim never runs out under it.
         self.lease = lease if lease is not None else 2 * timeout + 30.0
-        self._slots = asyncio.Semaphore(concurrency)
+        # One endpoint (one project) gets at most `per_endpoint` of the slots: a receiver that
+        # times out delays only its own project's messages (background.pool).
+        self.pool = JobPool(total=concurrency, per_key=per_endpoint, deadline=timeout + 30.0, name="webhooks")
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -98,40 +102,38 @@ class DeliveryWorker:
             ~earlier_pending,
         )
 
-    async def claim(self) -> list[str]:
-        """Lease up to `batch` due deliveries to this worker; returns their ids."""
+    async def claim(self, limit: int | None = None, busy: Iterable[Hashable] = ()) -> list[tuple[str, str]]:
+        """Lease up to `limit` (default `batch`) due deliveries to this worker, leaving out busy
+        endpoints; returns (delivery id, endpoint id) pairs."""
         now = utcnow()
         d, due = self._due(now)
+        skipped = [key for key in busy if isinstance(key, str)]
+        if skipped:
+            due = due.where(d.endpoint_id.not_in(skipped))
         async with self.runtime.db.sessions() as session:  # a cheap read first: idle polls take no write lock
             if (await session.scalar(due.limit(1))) is None:
                 return []
-        due = due.order_by(d.next_attempt_at).limit(self.batch).with_for_update(skip_locked=True, of=d)
+        due = due.order_by(d.next_attempt_at).limit(limit or self.batch).with_for_update(skip_locked=True, of=d)
         async with self.runtime.db.writing() as session:
             claimed = await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_(due.scalar_subquery()))
                 .values(claimed_until=now + timedelta(seconds=self.lease))
-                .returning(WebhookDelivery.id)
+                .returning(WebhookDelivery.id, WebhookDelivery.endpoint_id)
                 .execution_options(synchronize_session=False)
             )
-            return [row.id for row in claimed]
+            return [(row.id, row.endpoint_id) for row in claimed]
+
+    async def _jobs(self, limit: int, busy: set[Hashable]) -> list[tuple[Hashable, str, Callable[[], Awaitable[object]]]]:
+        return [(endpoint_id, delivery_id, functools.partial(self.deliver, delivery_id)) for delivery_id, endpoint_id in await self.claim(limit, busy)]
 
     async def run_once(self) -> int:
-        """Claim one batch and try each delivery once; returns how many were claimed."""
-        claimed = await self.claim()
-        if claimed:
-            await asyncio.gather(*(self._guarded(delivery_id) for delivery_id in claimed))
-        return len(claimed)
+        """Claim one batch, try each delivery once and wait for them all (tests, benchmarks);
+        returns how many were claimed. `run` is the long-running form."""
+        return await self.pool.run_batch(await self._jobs(self.batch, set()))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await poll(self.run_once, stop, batch=self.batch, idle=self.idle, name="webhook delivery")
-
-    async def _guarded(self, delivery_id: str) -> None:
-        async with self._slots:
-            try:
-                await self.deliver(delivery_id)
-            except Exception:  # one delivery's bug must not stop the others; its lease runs out
-                log.exception("webhook delivery %s failed unexpectedly", delivery_id)
+        await run_claimed(self.pool, self._jobs, stop, idle=self.idle, name="webhook delivery")
 
     # -- one attempt ---------------------------------------------------------------------------
 
@@ -173,25 +175,16 @@ class DeliveryWorker:
         status_code, error = None, None
         clock = time.monotonic()
         try:
-            async with asyncio.timeout(self.timeout):
-                async with self.runtime.http.stream(
-                    "POST", endpoint.url, content=body.encode(), headers=headers, timeout=self.timeout
-                ) as response:
-                    status_code = response.status_code
-                    received = 0
-                    async for chunk in response.aiter_raw():  # drain a little so the connection can be reused
-                        received += len(chunk)
-                        if received > MAX_RESPONSE_BYTES:
-                            break
-        except (TimeoutError, httpx.TimeoutException):
-            if status_code is None:
-                error = f"timeout: no answer within {self.timeout:g} s"
-        except httpx.HTTPError as exc:
-            if status_code is None:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        except Exception as exc:  # noqa: BLE001 - an unusable URL and its kin: still an attempt, retried
-            if status_code is None:
-                error = type(exc).__name__
+            # Only the status matters: a long answer is cut at MAX_RESPONSE_BYTES, not refused.
+            response = await self.runtime.egress.request(
+                "POST", endpoint.url, content=body.encode(), headers=headers,
+                deadline=self.timeout, max_bytes=MAX_RESPONSE_BYTES, truncate=True,
+            )
+            status_code = response.status_code
+        except EgressRefused as exc:
+            error = f"refused by the egress policy: {exc}"
+        except EgressError as exc:
+            error = exc.message
         latency_ms = int((time.monotonic() - clock) * 1000)
         return await self._record(delivery_id, endpoint, started_at, status_code, error, latency_ms)
 

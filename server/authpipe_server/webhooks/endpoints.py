@@ -32,7 +32,8 @@ class InvalidWebhookUrl(AuthpipeError):
 
 
 def validate_url(url: str) -> str:
-    """An absolute http(s) URL with a host, at most 2048 characters; else InvalidWebhookUrl."""
+    """An absolute http(s) URL with a host and no user:password@, at most 2048 characters; else
+    InvalidWebhookUrl. (Where it may point is the egress policy's call, made by the caller.)"""
     if not url or len(url) > MAX_URL:
         raise InvalidWebhookUrl(f"url must be 1-{MAX_URL} characters")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
@@ -46,6 +47,11 @@ def validate_url(url: str) -> str:
         port = -1
     if not parts.hostname or port == -1 or port == 0:
         raise InvalidWebhookUrl("url must name a host (and a valid port, if any)")
+    if "@" in parts.netloc:
+        raise InvalidWebhookUrl(
+            "url must not contain user:password@: credentials don't belong in the URL "
+            "(receivers authenticate deliveries by their webhook-signature)"
+        )
     if parts.fragment or url.endswith("#"):
         raise InvalidWebhookUrl("url must not have a #fragment")
     return url

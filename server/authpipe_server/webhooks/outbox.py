@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authpipe_server.store.models import Event, WebhookDelivery, WebhookEndpoint
 
 WEBHOOK_TYPES = frozenset(
-    {"connection.created", "connection.refresh_failed", "connection.revoked", "connection.recovered", "connection.deleted"}
+    {
+        "connection.created",
+        "connection.refresh_failed",
+        "connection.revoked",
+        "connection.recovered",
+        "connection.deleted",
+        "connection.account_changed",
+    }
 )
 """The event types the contract sends as webhooks; other events are only in the event log."""
 

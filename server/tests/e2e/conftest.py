@@ -81,7 +81,7 @@ def authpipe_env() -> dict[str, str]:
 
 @pytest.fixture
 def authpipe(emulators: dict[str, str], sqlite_url: str, authpipe_env: dict[str, str]) -> Iterator[Authpipe]:
-    env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), **authpipe_env}
+    env = {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_EGRESS": "loopback", **authpipe_env}
 
     project_id, secret = make_project(env, "e2e")
     with serve_in_thread(app_factory=lambda url: create_app(load_settings(env | {"AUTHPIPE_PUBLIC_URL": url}), auth_cache_ttl=0.0001)) as url:
@@ -121,16 +121,28 @@ def result_of(page: str) -> dict[str, Any]:
     return dict(json.loads(match.group(1)))
 
 
-def consent(authorize_url: str, user: str | None = None, decision: str = "approve") -> str:
+def new_browser() -> httpx.Client:
+    """One simulated browser: a client with its own cookie jar. Authpipe binds a connect flow to
+    the browser that started it (a cookie), so a flow must run in one of these from start to end."""
+    return httpx.Client(timeout=30)
+
+
+@pytest.fixture
+def browser() -> Iterator[httpx.Client]:
+    with new_browser() as client:
+        yield client
+
+
+def consent(browser: httpx.Client, authorize_url: str, user: str | None = None, decision: str = "approve") -> str:
     """Act as the user on the emulator's consent page; return where the provider redirects."""
-    page = httpx.get(authorize_url)
+    page = browser.get(authorize_url)
     assert page.status_code == 200, page.text
     form = FormParser()
     form.feed(page.text)
     data: dict[str, Any] = dict(form.fields) | dict(form.checked) | {"decision": decision}
     if user:
         data["user"] = user
-    answer = httpx.post(authorize_url, data=data)
+    answer = browser.post(authorize_url, data=data)
     assert answer.status_code in (302, 303), answer.text
     return answer.headers["location"]
 
@@ -150,10 +162,12 @@ def control(authpipe: Authpipe, provider: str, path: str, method: str = "POST", 
 
 
 def connect(authpipe: Authpipe, provider: str, user: str | None = None, **session: Any) -> dict[str, Any]:
-    """A whole browser flow (as in test_connect_providers); returns the stored connection."""
+    """A whole browser flow (as in test_connect_providers) in a fresh browser; returns the stored
+    connection."""
     created = authpipe.session(**session)
-    start = httpx.get(f"{authpipe.url}/connect/{provider}", params={"session": created["token"]})
-    assert start.status_code == 302, start.text
-    outcome = result_of(httpx.get(consent(start.headers["location"], user=user)).text)
+    with new_browser() as client:
+        start = client.get(f"{authpipe.url}/connect/{provider}", params={"session": created["token"]})
+        assert start.status_code == 302, start.text
+        outcome = result_of(client.get(consent(client, start.headers["location"], user=user)).text)
     assert outcome["message"]["ok"] is True, outcome
     return dict(outcome["message"]["connection"])

@@ -21,7 +21,7 @@ class Cluster:
     """Authpipe servers (workers off) on one PostgreSQL database, and the project they serve."""
 
     def __init__(self, pg_url: str, emulators: dict[str, str], count: int) -> None:
-        self.env = {"AUTHPIPE_DATABASE_URL": pg_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_WORKERS": "off"}
+        self.env = {"AUTHPIPE_DATABASE_URL": pg_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_WORKERS": "off", "AUTHPIPE_EGRESS": "loopback"}
         self.ports = [free_port() for _ in range(count)]
         # One public URL (the OAuth redirect URI) for all, as behind a load balancer.
         self.env["AUTHPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports[0]}"
@@ -187,3 +187,35 @@ def test_worker_processes_share_the_due_work(cluster: Cluster) -> None:
         outputs = [worker.communicate(timeout=20)[1] for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
     assert all("worker started" in output for output in outputs)
+
+
+def test_a_slow_provider_does_not_starve_the_database_pool(cluster: Cluster) -> None:
+    """42 forced refreshes held by a slow provider (more than the 40 pooled connections a process
+    has): no refresh holds a pooled connection while the provider answers, so another project's
+    reads on the same process go on, and every held refresh completes once the provider answers."""
+    first = cluster.authpipe(0)
+    first.configure("spotify")
+    users = [f"user_{i}" for i in range(42)]
+    for user in users:
+        connect(first, "spotify", user_id=user)
+    other_id, other_secret = make_project(cluster.env, "other")
+    other = Authpipe(cluster.servers[0].url, other_id, other_secret, cluster.emulators, db_path="")
+    other.configure("spotify")
+    connect(other, "spotify")
+    control(first, "spotify", "hold", kinds=["refresh"])
+
+    async def scenario() -> tuple[list[httpx.Response], list[int]]:
+        storm = asyncio.ensure_future(ask(cluster, [(0, user) for user in users], force_refresh="true"))
+        await asyncio.to_thread(wait_for, lambda: held(first) == len(users))
+        params = {"provider": "spotify", "tenant_id": "org_acme", "user_id": "user_123"}
+        statuses = []
+        for _ in range(20):
+            read = await asyncio.to_thread(other.api.get, "/v1/credentials", params=params)
+            statuses.append(read.status_code)
+        control(first, "spotify", "release")
+        return await storm, statuses
+
+    held_refreshes, other_reads = asyncio.run(scenario())
+    assert other_reads == [200] * 20
+    assert [r.status_code for r in held_refreshes] == [200] * len(users)
+    assert control(first, "spotify", "counts", "GET")["refresh"] == len(users)

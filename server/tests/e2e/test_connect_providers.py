@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Authpipe, FormParser, consent, query, result_of
+from tests.e2e.conftest import Authpipe, FormParser, consent, new_browser, query, result_of
 
 
 def parse_time(value: str) -> datetime:
@@ -17,15 +17,17 @@ def parse_time(value: str) -> datetime:
 
 
 def connect_oauth(authpipe: Authpipe, provider: str, *, user: str | None = None, status: int = 200, **session: Any) -> dict[str, Any]:
-    """Click Connect, consent at the provider, follow the redirect back: the result page's outcome."""
+    """Click Connect, consent at the provider, follow the redirect back (all in one browser): the
+    result page's outcome."""
     created = authpipe.session(**session)
-    page = httpx.get(created["connect_url"])
-    assert page.status_code == 200 and f"/connect/{provider}?session=" in page.text
-    start = httpx.get(f"{authpipe.url}/connect/{provider}", params={"session": created["token"]})
-    assert start.status_code == 302, start.text
-    back = consent(start.headers["location"], user=user)
-    assert back.startswith(f"{authpipe.url}/oauth/callback?")
-    result = httpx.get(back)
+    with new_browser() as browser:
+        page = browser.get(created["connect_url"])
+        assert page.status_code == 200 and f"/connect/{provider}?session=" in page.text
+        start = browser.get(f"{authpipe.url}/connect/{provider}", params={"session": created["token"]})
+        assert start.status_code == 302, start.text
+        back = consent(browser, start.headers["location"], user=user)
+        assert back.startswith(f"{authpipe.url}/oauth/callback?")
+        result = browser.get(back)
     outcome = result_of(result.text)
     assert result.status_code == status, outcome
     return outcome
@@ -99,37 +101,37 @@ def test_instagram_without_a_linked_account_stores_nothing(authpipe: Authpipe) -
     assert authpipe.api.get("/v1/connections").json()["connections"] == []
 
 
-def test_buffer_with_pkce_and_iss(authpipe: Authpipe) -> None:
+def test_buffer_with_pkce_and_iss(authpipe: Authpipe, browser: httpx.Client) -> None:
     authpipe.configure("buffer")
     created = authpipe.session()
-    start = httpx.get(f"{authpipe.url}/connect/buffer", params={"session": created["token"]})
+    start = browser.get(f"{authpipe.url}/connect/buffer", params={"session": created["token"]})
     params = query(start.headers["location"])
     assert params["code_challenge_method"] == "S256" and "offline_access" in params["scope"].split(" ")
-    back = consent(start.headers["location"], user="64b7f0c2a1b2c3d4e5f60001")
+    back = consent(browser, start.headers["location"], user="64b7f0c2a1b2c3d4e5f60001")
     assert query(back)["iss"] == f"{authpipe.emulators['buffer']}/auth"
-    connection = stored(authpipe, result_of(httpx.get(back).text))
+    connection = stored(authpipe, result_of(browser.get(back).text))
     assert connection["account"] == {"id": "64b7f0c2a1b2c3d4e5f60001", "name": "Sandbox User"}
     assert 3500 < expires_in(connection) <= 3600
     assert "offline_access" in connection["scopes"]
 
 
-def test_bluesky_app_password_form(authpipe: Authpipe) -> None:
+def test_bluesky_app_password_form(authpipe: Authpipe, browser: httpx.Client) -> None:
     authpipe.configure("bluesky")
     created = authpipe.session()
-    form_page = httpx.get(f"{authpipe.url}/connect/bluesky", params={"session": created["token"]})
+    form_page = browser.get(f"{authpipe.url}/connect/bluesky", params={"session": created["token"]})
     assert form_page.status_code == 200 and "App password" in form_page.text
     form = FormParser()
     form.feed(form_page.text)
     assert form.action == "/connect/bluesky" and form.fields["session"] == created["token"]
 
-    wrong = httpx.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "sandbox.test", "app_password": "aaaa-bbbb-cccc-dddd"})
+    wrong = browser.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "sandbox.test", "app_password": "aaaa-bbbb-cccc-dddd"})
     assert wrong.status_code == 400 and "did not accept that handle and app password" in wrong.text
     assert 'value="sandbox.test"' in wrong.text and "aaaa-bbbb-cccc-dddd" not in wrong.text
 
-    malformed = httpx.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "sandbox.test", "app_password": "hunter2"})
+    malformed = browser.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "sandbox.test", "app_password": "hunter2"})
     assert malformed.status_code == 400 and 'aria-invalid="true"' in malformed.text
 
-    done = httpx.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "@sandbox.test", "app_password": "sand-boxa-ppps-swrd"})
+    done = browser.post(f"{authpipe.url}/connect/bluesky", data=form.fields | {"identifier": "@sandbox.test", "app_password": "sand-boxa-ppps-swrd"})
     connection = stored(authpipe, result_of(done.text))
     assert connection["account"] == {"id": "did:plc:sandboxuseraaaaaaaaaaaaa", "name": "sandbox.test"}
     assert 7000 < expires_in(connection) <= 7200  # accessJwt: 120 minutes

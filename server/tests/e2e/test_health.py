@@ -179,3 +179,14 @@ def test_scheduled_check_sends_a_signed_revoked_webhook(authpipe: Authpipe) -> N
     connection = revoked[0]["data"]["connection"]
     assert connection["id"] == conn["id"] and connection["status"] == "revoked"
     assert set(connection) >= {"id", "provider", "tenant_id", "user_id", "status", "account", "last_error"}
+
+
+@pytest.mark.workers
+def test_checks_repeat_at_a_short_interval(authpipe: Authpipe) -> None:
+    """AUTHPIPE_HEALTH_INTERVAL=1: a connection is checked about every second, not every 300 s
+    (a finished check gives its claim back; before, the claim's lease outlived it)."""
+    authpipe.configure("spotify")
+    connect(authpipe, "spotify")
+    control(authpipe, "spotify", "counts", "DELETE")
+    time.sleep(6)
+    assert control(authpipe, "spotify", "counts", "GET")["api"] >= 3

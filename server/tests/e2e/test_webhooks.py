@@ -35,7 +35,7 @@ APP_PASSWORD = "sand-boxa-ppps-swrd"
 @pytest.fixture
 def env(sqlite_url: str, request: pytest.FixtureRequest) -> dict[str, str]:
     workers = "on" if request.node.get_closest_marker("workers") else "off"
-    return {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_WORKERS": workers}
+    return {"AUTHPIPE_DATABASE_URL": sqlite_url, "AUTHPIPE_MASTER_KEY": new_master_key(), "AUTHPIPE_WORKERS": workers, "AUTHPIPE_EGRESS": "loopback"}
 
 
 @pytest.fixture

@@ -195,6 +195,21 @@ def test_identity_and_profile(bluesky_emu: Any) -> None:
     assert emu.http.get(f"{XRPC}/com.atproto.repo.listRecords").status_code == 501
 
 
+def test_a_did_web_account(bluesky_emu: Any) -> None:
+    """A did:web account (capitals and a %3A port kept exactly): sessions and handle resolution
+    work; the PLC directory does not know it (its document is its host's to serve)."""
+    emu = bluesky_emu
+    did = "did:web:Alice.example%3A8443"
+    emu.control("POST", "/users", {"handle": "alice.test", "did": did, "app_passwords": [{"name": "x", "password": APP_PASSWORD}]})
+    session = create_session(emu, identifier=did).json()
+    assert session["did"] == did and session["didDoc"]["id"] == did
+    assert session["didDoc"]["alsoKnownAs"] == ["at://alice.test"]
+    resolved = emu.http.get(f"{XRPC}/com.atproto.identity.resolveHandle", params={"handle": "alice.test"})
+    assert resolved.json() == {"did": did}
+    assert create_session(emu, identifier=did.lower()).status_code == 401  # a DID is matched exactly
+    assert emu.http.get(f"/plc/{did}").status_code == 404
+
+
 def test_rate_limit_shape(bluesky_emu: Any) -> None:
     emu = bluesky_emu
     emu.fault("429", kind="token", retry_after=30)

@@ -22,24 +22,21 @@ def dialog_params(emu: Any, scope: str = SCOPES, **extra: str) -> dict[str, str]
 def short_lived_token(emu: Any, scope: str = SCOPES, extra_form: dict[str, Any] | None = None) -> str:
     emu.register_app(CLIENT, SECRET)
     callback = emu.consent(DIALOG, dialog_params(emu, scope), user=USER_ID, extra=extra_form)
-    response = emu.http.get(
+    response = emu.http.post(
         f"{GRAPH}/oauth/access_token",
-        params={"client_id": CLIENT, "redirect_uri": emu.CALLBACK, "client_secret": SECRET, "code": callback["code"]},
+        data={"client_id": CLIENT, "redirect_uri": emu.CALLBACK, "client_secret": SECRET, "code": callback["code"]},
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
 
+def exchange_params(short: str) -> dict[str, str]:
+    return {"grant_type": "fb_exchange_token", "client_id": CLIENT, "client_secret": SECRET, "fb_exchange_token": short}
+
+
 def long_lived_token(emu: Any, short: str) -> dict[str, Any]:
-    response = emu.http.get(
-        f"{GRAPH}/oauth/access_token",
-        params={
-            "grant_type": "fb_exchange_token",
-            "client_id": CLIENT,
-            "client_secret": SECRET,
-            "fb_exchange_token": short,
-        },
-    )
+    """Renewal as Authpipe sends it: a POST form body, nothing in the URL."""
+    response = emu.http.post(f"{GRAPH}/oauth/access_token", data=exchange_params(short))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -187,19 +184,35 @@ def test_debug_token_of_invalid_tokens_is_200_with_is_valid_false(facebook_emu: 
     assert graph_error(no_app_token)["code"] == 100
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_access_token_takes_query_parameters_or_a_form_body(facebook_emu: Any, method: str) -> None:
+    """Graph reads /oauth/access_token's parameters from a GET query (Meta's guides) or a POST form
+    body: the code exchange, the renewal and their errors are the same either way."""
+    emu = facebook_emu
+    emu.register_app(CLIENT, SECRET)
+
+    def call(params: dict[str, str]) -> Any:
+        if method == "GET":
+            return emu.http.get(f"{GRAPH}/oauth/access_token", params=params)
+        return emu.http.post(f"{GRAPH}/oauth/access_token", data=params)
+
+    code = emu.consent(DIALOG, dialog_params(emu), user=USER_ID)["code"]
+    exchange = {"client_id": CLIENT, "redirect_uri": emu.CALLBACK, "client_secret": SECRET, "code": code}
+    assert graph_error(call(exchange | {"client_secret": "wrong"}))["code"] == 1
+    short = call(exchange)
+    assert short.status_code == 200 and short.json()["expires_in"] == 3600
+    assert graph_error(call(exchange_params(short.json()["access_token"]) | {"client_secret": "wrong"}))["code"] == 1
+    long = call(exchange_params(short.json()["access_token"]))
+    assert long.status_code == 200 and long.json()["expires_in"] == 5183944
+    assert debug(emu, long.json()["access_token"])["is_valid"] is True
+    assert emu.counts()["token"] == 2 and emu.counts()["refresh"] == 2
+
+
 def test_expired_tokens_cannot_be_exchanged(facebook_emu: Any) -> None:
     emu = facebook_emu
     short = short_lived_token(emu)
     emu.advance(3601)
-    response = emu.http.get(
-        f"{GRAPH}/oauth/access_token",
-        params={
-            "grant_type": "fb_exchange_token",
-            "client_id": CLIENT,
-            "client_secret": SECRET,
-            "fb_exchange_token": short,
-        },
-    )
+    response = emu.http.post(f"{GRAPH}/oauth/access_token", data=exchange_params(short))
     error = graph_error(response)
     assert (error["code"], error["error_subcode"]) == (190, 463)
     assert error["message"].startswith("Error validating access token: Session has expired on ")

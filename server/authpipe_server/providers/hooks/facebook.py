@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from authpipe_server.connections.secrets import TokenSet
 from authpipe_server.providers.base import Described, Grant, Resource
 from authpipe_server.providers.errors import AccessTokenRejected, GrantRevoked, ProviderFailure, ProviderUnavailable
+from authpipe_server.providers.http import clean_text
 from authpipe_server.providers.oauth2 import OAuth2Provider
 from authpipe_server.providers.spec import Request
 
@@ -75,16 +77,28 @@ class FacebookProvider(OAuth2Provider):
         for _ in range(MAX_PAGES):
             body = await self.api(request, access_token, url=url) if url else await self.api(request, access_token)
             pages.extend(p for p in (body or {}).get("data", []) if isinstance(p, dict) and p.get("id"))
-            url = ((body or {}).get("paging") or {}).get("next")
+            url = self.next_page(((body or {}).get("paging") or {}).get("next"))
             if not url:
                 break
         return pages
+
+    def next_page(self, link: Any) -> str | None:
+        """Graph's `paging.next`, if it stays on the API's own origin; without the
+        `access_token` Graph puts in it (ours travels in the Authorization header, never in a
+        URL). A link elsewhere ends the listing: our bearer token must not follow it."""
+        if not isinstance(link, str) or not self.spec.api_base_url:
+            return None
+        parts, base = urlsplit(link), urlsplit(self.spec.api_base_url)
+        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            return None
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "access_token"]
+        return urlunsplit(parts._replace(query=urlencode(query), fragment=""))
 
     async def describe(self, tokens: TokenSet) -> Described:
         described = await super().describe(tokens)
         for page in await self.pages(tokens.access_token, "id,name,access_token"):
             resource_id = f"page:{page['id']}"
-            described.resources.append(Resource(resource_id, page.get("name")))
+            described.resources.append(Resource(resource_id, clean_text(page.get("name"))))
             if page.get("access_token"):
                 described.resource_tokens[resource_id] = str(page["access_token"])
         return described

@@ -6,6 +6,7 @@ from __future__ import annotations
 from authpipe_server.connections.secrets import TokenSet
 from authpipe_server.providers.base import Account, Described, Resource
 from authpipe_server.providers.errors import CredentialsRejected
+from authpipe_server.providers.http import first as first_text, clean_text
 from authpipe_server.providers.hooks.facebook import FacebookProvider
 from authpipe_server.providers.spec import Request
 
@@ -20,7 +21,7 @@ class InstagramProvider(FacebookProvider):
             user = await self.api(
                 Request("GET", f"/{linked['id']}", params={"fields": "id,username,name"}), tokens.access_token
             )
-            accounts.append(Resource(f"ig:{linked['id']}", (user or {}).get("username") or (user or {}).get("name")))
+            accounts.append(Resource(f"ig:{clean_text(linked['id'])}", first_text(user, ("username", "name"))))
         if not accounts:
             raise CredentialsRejected(
                 "no_instagram_account",

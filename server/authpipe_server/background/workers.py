@@ -1,4 +1,4 @@
-"""Background work of a process: proactive refresh, health checks, webhook delivery.
+"""Background work of a process: proactive refresh, health checks, webhook delivery, retention.
 Runs inside `authpipe serve` unless AUTHPIPE_WORKERS=off, and alone in `authpipe worker`."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 from authpipe_server.credentials.scheduler import RefreshScheduler
 from authpipe_server.monitor.scheduler import CheckScheduler
+from authpipe_server.retention import RetentionJob
 from authpipe_server.runtime import Runtime
 from authpipe_server.webhooks.delivery import DeliveryWorker
 
@@ -21,6 +22,7 @@ async def background(runtime: Runtime) -> AsyncIterator[asyncio.Event]:
         asyncio.create_task(RefreshScheduler(runtime).run(stop), name="refresh-scheduler"),
         asyncio.create_task(CheckScheduler(runtime).run(stop), name="health-checks"),
         asyncio.create_task(DeliveryWorker(runtime).run(stop), name="webhook-delivery"),
+        asyncio.create_task(RetentionJob(runtime).run(stop), name="retention"),
     ]
     try:
         yield stop

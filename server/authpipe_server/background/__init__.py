@@ -1,0 +1,2 @@
+"""Background work of a process: the schedulers' bounded, fair job pool (pool) and the set of
+workers a process runs (workers)."""
