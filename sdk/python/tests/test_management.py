@@ -20,13 +20,15 @@ def test_connect_session_then_the_spotify_oauth_flow_then_a_credential(sandbox: 
     assert session.connect_url == f"{sandbox.url}/connect?session={session.token}"
     assert session.expires_at is not None and timedelta(minutes=29) < session.expires_at - datetime.now(UTC) <= timedelta(minutes=30)
 
-    # What the browser does: start, consent at the (emulated) provider, come back to the callback.
-    start = httpx.get(f"{sandbox.url}/connect/spotify", params={"session": session.token})
+    # What the browser does (one cookie jar: the flow is bound to the browser that started it):
+    # start, consent at the (emulated) provider, come back to the callback.
+    browser = httpx.Client()
+    start = browser.get(f"{sandbox.url}/connect/spotify", params={"session": session.token})
     assert start.status_code == 302, start.text
     authorize = start.headers["location"]
-    consent = httpx.post(authorize, data={"user": "sandbox_user", "decision": "approve"})
+    consent = browser.post(authorize, data={"user": "sandbox_user", "decision": "approve"})
     assert consent.status_code in (302, 303), consent.text
-    callback = httpx.get(urljoin(authorize, consent.headers["location"]))
+    callback = browser.get(urljoin(authorize, consent.headers["location"]))
     assert callback.status_code == 200, callback.text
 
     cred = ap.get_credential(provider="spotify", tenant_id="org_acme", user_id=user_id)
@@ -95,8 +97,9 @@ def test_providers(sandbox: Sandbox) -> None:
         name,
         auth_mode="oauth2",
         display_name="Acme CRM",
-        authorization_url="https://acme.example/oauth/authorize",
-        token_url="https://acme.example/oauth/token",
+        # A loopback host: the server checks (and resolves) every URL it will call.
+        authorization_url="https://127.0.0.1:9443/oauth/authorize",
+        token_url="https://127.0.0.1:9443/oauth/token",
         client_id="acme-client",
         client_secret="acme-secret",
         scopes=["read"],
