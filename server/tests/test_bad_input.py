@@ -301,6 +301,9 @@ async def test_database_down_is_503_never_500_or_401(cached_key_api: httpx.Async
         response = await cached_key_api.get(path, headers=auth(secret))
         assert response.status_code == 503, (path, response.text)
         assert error_of(response)["code"] == "unavailable" and response.headers["retry-after"] == "5"
+    unchecked = await cached_key_api.get("/v1/connections", headers=auth("ap_sk_" + "y" * 43))  # the key check itself fails
+    assert unchecked.status_code == 503 and error_of(unchecked)["code"] == "unavailable", unchecked.text
+    assert unchecked.headers["retry-after"] == "5"
     page = await cached_key_api.get("/connect", params={"session": "ap_cs_" + "x" * 40})
     assert page.status_code == 503 and page.headers["retry-after"] == "5"
     assert page_outcome(page)["message"]["code"] == "unavailable"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authpipe_server.api.errors import ApiError, responses
@@ -30,12 +31,25 @@ class CredentialQuery(BaseModel):
     resource: Annotated[str, StringConstraints(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] | None = None
 
 
+class CredentialView(BaseModel):
+    credential: str
+    token_type: str
+    expires_at: str | None
+    connection_id: str
+    provider: str
+    scopes: list[str]
+
+
+NO_STORE = {"Cache-Control": "no-store"}  # the answer is a live credential
+
+
 @router.get(
     "/credentials",
     summary="A working credential for one user's connection, refreshed first when it is about to expire",
+    response_model=CredentialView,
     responses=responses(400, 401, 404, 410, 429, 502),
 )
-async def get_credential(request: Request, response: Response, query: Annotated[CredentialQuery, Query()]) -> dict[str, Any]:
+async def get_credential(request: Request, query: Annotated[CredentialQuery, Query()]) -> JSONResponse:
     # The hottest route: runtime and project are read off the request rather than resolved as
     # dependencies (each dependency costs more than the credential's decrypt).
     runtime: Runtime = request.app.state.runtime
@@ -58,12 +72,16 @@ async def get_credential(request: Request, response: Response, query: Annotated[
     finally:
         runtime.metrics.credential_reads.observe(time.perf_counter() - started)
     connection = found.connection
-    response.headers["Cache-Control"] = "no-store"  # the answer is a live credential
-    return {
-        "credential": found.credential,
-        "token_type": "bearer",
-        "expires_at": iso(found.expires_at),
-        "connection_id": connection.id,
-        "provider": connection.provider,
-        "scopes": list(connection.scopes or []),
-    }
+    # Returned as a response, not a dict: FastAPI then skips re-encoding and validating it (the
+    # model above documents the shape), and the no-store header costs nothing more.
+    return JSONResponse(
+        {
+            "credential": found.credential,
+            "token_type": "bearer",
+            "expires_at": iso(found.expires_at),
+            "connection_id": connection.id,
+            "provider": connection.provider,
+            "scopes": list(connection.scopes or []),
+        },
+        headers=NO_STORE,
+    )

@@ -14,7 +14,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authpipe_server.api.errors import error_response
-from sqlalchemy.exc import SQLAlchemyError
 
 from authpipe_server.api.throttle import FailureThrottle, client_address
 from authpipe_server.projects import SECRET_KEY_PREFIX, project_for_key
@@ -141,11 +140,9 @@ class SecretKeyAuth:
             return _unauthorized("malformed secret key: send Authorization: Bearer ap_sk_…")
         if digest in self._refused:
             return _unauthorized("unknown or revoked secret key")
-        try:
-            project_id = await self._check(scope["app"].state.runtime.db, secret, digest)
-        except (SQLAlchemyError, OSError):
-            # Authpipe being unwell is never the caller's fault: 503, not 401 (SECURITY.md).
-            return error_response(503, "unavailable", "the database is unreachable; try again shortly", {"Retry-After": "5"})
+        # A database failure here propagates: errors.LastResort answers it 503 `unavailable`,
+        # never 401 (Authpipe being unwell is never the caller's fault).
+        project_id = await self._check(scope["app"].state.runtime.db, secret, digest)
         if project_id is None:
             self._refused[digest] = True
             self._verified.pop(digest, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from authpipe_server.api.deps import RuntimeDep
 from authpipe_server.api.errors import ErrorBody, error_response, responses
+from authpipe_server.egress.policy import is_loopback, parse_address
 from authpipe_server.store.models import Connection
 
 router = APIRouter(tags=["operations"])
@@ -86,11 +86,7 @@ def _metrics_refusal(request: Request, token: str | None) -> JSONResponse | None
 
 
 def _is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1, and IPv4-mapped loopback (::ffff:127.0.0.1, as a dual-stack socket reports it)."""
     try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
+        return is_loopback(parse_address(host))
     except ValueError:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback

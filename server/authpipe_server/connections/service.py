@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authpipe_server.connections.schedule import check_due, refresh_due
 from authpipe_server.connections.secrets import seal
 from authpipe_server.errors import AuthpipeError
-from authpipe_server.events.record import ACCOUNT_CHANGED, CREATED, DELETED, RECOVERED, UPDATED, record_event
+from authpipe_server.events.record import ACCOUNT_CHANGED, CREATED, DELETED, RECOVERED, REVOKED, UPDATED, record_event
 from authpipe_server.ids import new_id
 from authpipe_server.providers.base import Described, Grant
 from authpipe_server.runtime import Runtime
 from authpipe_server.store.models import Connection, ConnectSession
 from authpipe_server.store.types import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,18 @@ def previous_account(connection: Connection, described: Described) -> dict[str, 
     if connection.account_id is None or connection.account_id == described.account.id:
         return None
     return {"previous_account": {"id": connection.account_id, "name": connection.account_name}}
+
+
+async def mark_revoked(session: AsyncSession, row: Connection, code: str, message: str) -> None:
+    """The grant is gone (the provider refused it, or its tenant's key was destroyed): `revoked`
+    for good (410 from now on), no more background work, and `connection.revoked`."""
+    row.status = "revoked"
+    row.refresh_due_at = row.check_due_at = None
+    row.refresh_claimed_until = row.check_claimed_until = None
+    row.last_error_code, row.last_error_message, row.last_error_at = code[:64], message[:1024], utcnow()
+    await session.flush()
+    await record_event(session, row, REVOKED)
+    log.info("connection %s revoked (%s)", row.id, code)
 
 
 async def delete_connection(runtime: Runtime, connection_id: str, *, revocation: dict[str, Any] | None = None) -> bool:

@@ -10,16 +10,14 @@ under the tenant's fresh key.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authpipe_server.events.record import REVOKED, record_event
+from authpipe_server.connections.service import mark_revoked
 from authpipe_server.store.models import Connection, TenantKey
-from authpipe_server.store.types import utcnow
 from authpipe_server.vault import DecryptionFailed
 from authpipe_server.vault.envelope import read_key_version
 from authpipe_server.vault.shredding import shred_tenant
@@ -27,7 +25,6 @@ from authpipe_server.vault.shredding import shred_tenant
 if TYPE_CHECKING:
     from authpipe_server.runtime import Runtime
 
-log = logging.getLogger(__name__)
 TENANT_SHREDDED = "tenant_shredded"
 SHREDDED_MESSAGE = "the tenant's data key was destroyed, and with it this connection's stored credentials; the user must connect again"
 
@@ -70,16 +67,8 @@ async def shred_tenant_and_connections(session: AsyncSession, project_id: str, t
 async def mark_shredded(session: AsyncSession, row: Connection) -> None:
     """Erase the secrets; a connection not already revoked becomes so, and the app is told."""
     row.secrets = None
-    if row.status == "revoked":
-        return  # revoked by the provider earlier: the application already knows
-    now = utcnow()
-    row.status = "revoked"
-    row.refresh_due_at = row.check_due_at = None
-    row.refresh_claimed_until = row.check_claimed_until = None
-    row.last_error_code, row.last_error_message, row.last_error_at = TENANT_SHREDDED, SHREDDED_MESSAGE, now
-    await session.flush()
-    await record_event(session, row, REVOKED)
-    log.info("connection %s revoked: its tenant's data key was shredded", row.id)
+    if row.status != "revoked":  # revoked by the provider earlier: the application already knows
+        await mark_revoked(session, row, TENANT_SHREDDED, SHREDDED_MESSAGE)
 
 
 async def mark_connection_shredded(runtime: "Runtime", connection_id: str, seen: bytes | None) -> None:

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authpipe_server.connections.schedule import refresh_due
 from authpipe_server.connections.secrets import TokenSet, seal, unseal
+from authpipe_server.connections.service import mark_revoked
 from authpipe_server.credentials.backoff import retry_delay
 from authpipe_server.credentials.locking import refresh_locks
-from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REFRESHED, REVOKED, record_event
+from authpipe_server.events.record import RECOVERED, REFRESH_FAILED, REFRESHED, record_event
 from authpipe_server.providers.apps import ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
 from authpipe_server.providers.errors import GrantRevoked, ProviderFailure, ProviderUnavailable
@@ -174,18 +175,8 @@ class Refresher:
 
     async def _revoked(self, session: AsyncSession, row: Connection, code: str, message: str) -> None:
         await self._clear_attempt(session, row.id)
-        await self.mark_revoked(session, row, code, message)
+        await mark_revoked(session, row, code, message)
         self.runtime.metrics.refreshes.labels(provider=row.provider, outcome="revoked").inc()
-
-    async def mark_revoked(self, session: AsyncSession, row: Connection, code: str, message: str) -> None:
-        """The grant is gone: `revoked` for good (410 from now on), and `connection.revoked`."""
-        row.status = "revoked"
-        row.refresh_due_at = None
-        row.check_due_at = None
-        row.last_error_code, row.last_error_message, row.last_error_at = code[:64], message[:1024], utcnow()
-        await session.flush()
-        await record_event(session, row, REVOKED)
-        log.info("connection %s revoked by %s: %s", row.id, row.provider, code)
 
     async def _failed(self, session: AsyncSession, row: Connection, failure: ProviderFailure) -> None:
         now = utcnow()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpcore
 import httpx
 
 from authpipe_server import __version__
@@ -47,8 +48,9 @@ class Egress:
                 addresses = await backend.resolve(target.host, target.port)
         except TimeoutError:
             raise EgressRefused(f"cannot resolve {target.host} (no answer in time)") from None
-        except Exception:
+        except httpcore.ConnectError:
             raise EgressRefused(f"cannot resolve {target.host}") from None
+        # The first refused address names the rule (check_address raises) unless one is allowed.
         if not any(self.policy.allows(target.host, parse_address(a), plaintext=plaintext) for a in addresses):
             self.policy.check_address(target.host, parse_address(addresses[0]), plaintext=plaintext)
 

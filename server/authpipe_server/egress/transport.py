@@ -36,19 +36,23 @@ class PolicyBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self.resolve(host, port)
-        allowed = [a for a in addresses if self.policy.allows(host, parse_address(a), plaintext=self.plaintext)]
-        if not allowed:
-            rule = "plain http:// reaches only loopback addresses" if self.plaintext else f"AUTHPIPE_EGRESS={self.policy.mode} does not allow its address"
-            raise EgressRefused(f"{host} is refused: {rule}")
         last: Exception | None = None
-        for address in allowed:
+        for address in await self.allowed_addresses(host, port):
             try:
                 return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         assert last is not None
         raise last
+
+    async def allowed_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses `host` resolves to that the policy allows; EgressRefused when none is
+        (httpcore.ConnectError when the name does not resolve)."""
+        allowed = [a for a in await self.resolve(host, port) if self.policy.allows(host, parse_address(a), plaintext=self.plaintext)]
+        if not allowed:
+            rule = "plain http:// reaches only loopback addresses" if self.plaintext else f"AUTHPIPE_EGRESS={self.policy.mode} does not allow its address"
+            raise EgressRefused(f"{host} is refused: {rule}")
+        return allowed
 
     async def resolve(self, host: str, port: int) -> list[str]:
         try:

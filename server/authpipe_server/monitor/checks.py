@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from authpipe_server.connections.schedule import check_due
+from authpipe_server.connections.service import mark_revoked
 from authpipe_server.connections.secrets import TokenSet, seal, unseal
 from authpipe_server.credentials.refresh import ConnectionGone
 from authpipe_server.events.record import UPDATED, record_event
@@ -106,7 +107,7 @@ class HealthChecker:
             if current is None:
                 raise ConnectionGone(row.id)
             if current.status != "revoked":
-                await self.runtime.refresher.mark_revoked(session, current, exc.code, exc.message)
+                await mark_revoked(session, current, exc.code, exc.message)
             current.last_checked_at = utcnow()
             current.check_claimed_until = None
         self.runtime.metrics.checks.labels(provider=row.provider, outcome="revoked").inc()
