@@ -32,8 +32,9 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 	@test -x $@ || { echo "make: installing chromium did not provide $@" >&2; exit 1; }
 
+# `make run PORT=8081 HOST=0.0.0.0`: the sandbox elsewhere than 127.0.0.1:8080 (AUTHPIPE_PORT/HOST work too).
 run: $(VENV)/.run-installed
-	$(VENV)/bin/authpipe dev
+	$(VENV)/bin/authpipe dev $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: test-python test-js
 

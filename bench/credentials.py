@@ -190,7 +190,7 @@ async def seeded(count: int, database_url: str | None, *, due: str) -> AsyncIter
     from authpipe_server.ids import new_id
     from authpipe_server.providers.apps import save_app
     from authpipe_server.runtime import Runtime
-    from authpipe_server.sandbox_providers import overrides
+    from authpipe_server.sandbox.providers import overrides
     from authpipe_server.store.models import Connection
     from authpipe_server.store.types import utcnow
     from authpipe_server.vault import Place

@@ -1,6 +1,8 @@
 // The example app's backend: plain node:http, no framework.
 //   GET /api/config                  → where browsers reach Authpipe, and who is "signed in"
 //   GET /api/authpipe/session        → a connect session for that tenant/user (createConnectSession)
+//   GET /api/connections             → that user's connections (listConnections): what the page
+//                                      shows as "Connected as …"
 //   GET /api/credential?provider=…   → the stored credential (getCredential): the backend half
 //   anything else                    → the built page from dist/
 //
@@ -35,6 +37,20 @@ const TYPES = {
 };
 
 const authpipe = new Authpipe({ secretKey: process.env.AUTHPIPE_SECRET_KEY, baseUrl: AUTHPIPE_URL });
+
+/**
+ * The signed-in user's connections, with what the page shows of them. Authpipe's connection
+ * objects hold no secret, and the secret key that lists them stays here, server-side.
+ * `GET /v1/connections?tenant_id=&user_id=`, every page (the SDK follows `next_cursor`).
+ */
+async function userConnections() {
+  const connections = [];
+  for await (const connection of authpipe.listConnections({ tenantId: TENANT_ID, userId: USER_ID })) {
+    const { id, provider, status, account, createdAt } = connection;
+    connections.push({ id, provider, status, account, createdAt });
+  }
+  return connections;
+}
 
 function send(res, status, body, type = 'application/json') {
   const data = type === 'application/json' ? JSON.stringify(body) : body;
@@ -86,6 +102,8 @@ const server = createServer(async (req, res) => {
         });
         return send(res, 200, { token: session.token, expiresAt: session.expiresAt });
       }
+      case '/api/connections':
+        return send(res, 200, { connections: await userConnections() });
       case '/api/credential': {
         const provider = url.searchParams.get('provider') ?? '';
         if (!PROVIDERS.includes(provider)) return send(res, 400, { error: { code: 'invalid_request', message: 'unknown provider' } });

@@ -15,7 +15,12 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm run dev`: the Vite dev server forwards /api to the backend (`npm start`, port 3000).
+    // `npm run dev` serves the page on http://localhost:5173, and only there: the backend's
+    // APP_ORIGIN must name this origin (Authpipe posts the popup's result to it), so a taken port
+    // is an error rather than a silent move to 5174.
+    port: 5173,
+    strictPort: true,
+    // The Vite dev server forwards /api to the backend (`npm start`, port 3000).
     proxy: { '/api': `http://127.0.0.1:${process.env.PORT ?? 3000}` },
   },
 });

@@ -8,10 +8,13 @@ import base64
 import os
 import re
 import sys
+import textwrap
+from datetime import datetime
 from typing import Any, Awaitable, Callable, NoReturn, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from authpipe_server import __version__
 from authpipe_server.config import Settings, decode_master_key, load_settings
 from authpipe_server.errors import AuthpipeError, ConfigError
 from authpipe_server.store.db import Database, upgrade
@@ -19,6 +22,7 @@ from authpipe_server.vault.keys import KEY_BYTES
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+HELP_WIDTH = 88
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,29 +30,142 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(group: Any, name: str, help: str, *examples: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with examples (kept as written: RawDescriptionHelpFormatter)."""
+    parser: argparse.ArgumentParser = group.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description or help[0].upper() + help[1:] + ".", HELP_WIDTH),
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def port_number(value: str) -> int:
+    """argparse type of a TCP port: 1-65535."""
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be a number from 1 to 65535, not {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="authpipe", description="Authpipe credential broker.")
+    parser = _Parser(
+        prog="authpipe",
+        description="Authpipe credential broker.",
+        epilog=_examples(
+            "authpipe dev                      # the sandbox on http://127.0.0.1:8080",
+            "authpipe doctor                   # is this installation ready?",
+            "authpipe projects create acme     # a project and its first secret key",
+            "authpipe keys list --project acme",
+        )
+        + "\n\nRun `authpipe COMMAND --help` for a command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    commands.add_parser("dev", help="sandbox: SQLite, generated master key, project `default`")
-    commands.add_parser("serve", help="production server (HTTP API, connect pages, background work)")
-    commands.add_parser("worker", help="background work only: proactive refresh, health checks, webhooks")
-    commands.add_parser("migrate", help="bring the database schema up to date")
 
-    projects = commands.add_parser("projects", help="projects").add_subparsers(dest="action", required=True, metavar="ACTION")
-    projects.add_parser("create", help="create a project; prints its id and a secret key").add_argument("name")
+    dev = _command(
+        commands,
+        "dev",
+        "sandbox: SQLite, generated master key, project `default`",
+        "authpipe dev",
+        "authpipe dev --port 8081",
+        "authpipe dev --host 0.0.0.0 --port 9000   # reachable from other machines",
+        description="The sandbox: SQLite and a generated master key under .authpipe/, project `default` and its "
+        "secret key, provider emulators switched on. Serves until Ctrl-C.",
+    )
+    dev.add_argument("--host", help="address to listen on (default: AUTHPIPE_HOST, else 127.0.0.1)")
+    dev.add_argument("--port", type=port_number, help="port to listen on, 1-65535 (default: AUTHPIPE_PORT, else 8080)")
+    _command(
+        commands,
+        "serve",
+        "production server (HTTP API, connect pages, background work)",
+        "export AUTHPIPE_DATABASE_URL=postgresql://authpipe@db.internal:5432/authpipe",
+        "export AUTHPIPE_MASTER_KEY=...        # from your secret store; made once with `authpipe vault new-key`",
+        "authpipe migrate && authpipe serve",
+        "AUTHPIPE_WORKERS=off authpipe serve   # HTTP only; background work in `authpipe worker` processes",
+    )
+    _command(
+        commands,
+        "worker",
+        "background work only: proactive refresh, health checks, webhooks",
+        "authpipe worker                       # with the same AUTHPIPE_* settings as `authpipe serve`",
+    )
+    _command(
+        commands,
+        "migrate",
+        "bring the database schema up to date",
+        "AUTHPIPE_DATABASE_URL=postgresql://authpipe@db.internal:5432/authpipe authpipe migrate",
+        description="Bring the database schema up to date (`serve` and `dev` do it by themselves on SQLite).",
+    )
+    _command(
+        commands,
+        "doctor",
+        "check this installation: settings, database, master key, public URL, egress, workers",
+        "authpipe doctor",
+        "AUTHPIPE_PUBLIC_URL=https://auth.example.com authpipe doctor",
+        description="Check this installation with the AUTHPIPE_* settings of this shell: one line per check, "
+        "`ok`, `warn` or `FAIL`; exits 1 when any check fails. It only reads: it changes nothing.",
+    )
 
-    keys = commands.add_parser("keys", help="secret keys").add_subparsers(dest="action", required=True, metavar="ACTION")
-    keys.add_parser("create", help="create a secret key (shown once)").add_argument("--project", required=True)
-    keys.add_parser("revoke", help="revoke a secret key").add_argument("prefix", metavar="KEY_PREFIX")
+    projects = _command(commands, "projects", "projects", "authpipe projects create acme")
+    project_actions = projects.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(
+        project_actions, "create", "create a project; prints its id and a secret key", "authpipe projects create acme"
+    ).add_argument("name", help="1-64 lowercase letters, digits, '-' or '_'")
 
-    vault = commands.add_parser("vault", help="master key").add_subparsers(dest="action", required=True, metavar="ACTION")
-    vault.add_parser("new-key", help="print a fresh base64 master key")
-    rotate = vault.add_parser("rotate", help="re-wrap every data key under a new master key, online")
+    keys = _command(
+        commands, "keys", "secret keys", "authpipe keys create --project acme", "authpipe keys list --project acme"
+    )
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(key_actions, "create", "create a secret key (shown once)", "authpipe keys create --project acme").add_argument(
+        "--project", required=True, help="the project's name"
+    )
+    _command(
+        key_actions,
+        "list",
+        "list a project's secret keys: prefix, created, last used, revoked",
+        "authpipe keys list --project acme",
+        description="List a project's secret keys, oldest first: the prefix (the key itself is never stored), "
+        "when it was created, when it was last used (to the minute), and whether it is revoked.",
+    ).add_argument("--project", required=True, help="the project's name")
+    _command(
+        key_actions, "revoke", "revoke a secret key", "authpipe keys revoke ap_sk_AbCd1234"
+    ).add_argument("prefix", metavar="KEY_PREFIX", help="the key's first 10 or more characters, as `keys list` shows them")
+
+    vault = _command(commands, "vault", "master key", "authpipe vault new-key")
+    vault_actions = vault.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(
+        vault_actions,
+        "new-key",
+        "print a fresh base64 master key",
+        "authpipe vault new-key               # store it in your secret manager, pass it as AUTHPIPE_MASTER_KEY",
+    )
+    rotate = _command(
+        vault_actions,
+        "rotate",
+        "re-wrap every data key under a new master key, online",
+        "export NEW_MASTER_KEY=...            # the new key, from your secret store",
+        "authpipe vault rotate --new-key-env NEW_MASTER_KEY",
+    )
     rotate.add_argument("--new-key-env", required=True, metavar="VAR", help="environment variable holding the new key")
 
-    tenants = commands.add_parser("tenants", help="tenants").add_subparsers(dest="action", required=True, metavar="ACTION")
-    shred = tenants.add_parser("shred", help="destroy a tenant's data key (crypto-shredding)")
-    shred.add_argument("--project", required=True)
+    tenants = _command(commands, "tenants", "tenants", "authpipe tenants shred --project acme org_acme")
+    tenant_actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    shred = _command(
+        tenant_actions,
+        "shred",
+        "destroy a tenant's data key (crypto-shredding)",
+        "authpipe tenants shred --project acme org_acme",
+        description="Destroy a tenant's data key (crypto-shredding): its stored secrets become unreadable, "
+        "its connections are marked revoked. This cannot be undone.",
+    )
+    shred.add_argument("--project", required=True, help="the project's name")
     shred.add_argument("tenant_id", metavar="TENANT_ID")
     return parser
 
@@ -141,6 +258,31 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     print("Keep the secret key safe: it is shown only this once.", file=sys.stderr)
 
 
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    from authpipe_server import projects
+    from authpipe_server.store.models import SecretKey
+
+    async def work(db: Database) -> list[SecretKey]:
+        async with db.sessions() as session:
+            project = await projects.project_by_name(session, args.project)
+            return await projects.list_keys(session, project)
+
+    keys: list[SecretKey] = _with_db(load_settings(), work)
+    if not keys:
+        print(f"project {args.project!r} has no secret keys; make one with `authpipe keys create --project {args.project}`", file=sys.stderr)
+    for key in keys:
+        last_used = _when(key.last_used_at) if key.last_used_at else "never"
+        revoked = f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active"
+        print(f"{key.prefix}…  created {_when(key.created_at)}  last used {last_used:<{WHEN_WIDTH}}  {revoked}")
+
+
+WHEN_WIDTH = len("2026-01-31 23:59 UTC")
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def cmd_keys_revoke(args: argparse.Namespace) -> None:
     from authpipe_server import projects
 
@@ -206,10 +348,21 @@ def cmd_worker(_: argparse.Namespace) -> None:
     work(load_settings())
 
 
-def cmd_dev(_: argparse.Namespace) -> None:
-    from authpipe_server.sandbox import run_sandbox
+def cmd_dev(args: argparse.Namespace) -> None:
+    from authpipe_server.sandbox.run import run_sandbox
 
-    run_sandbox()
+    run_sandbox(host=args.host, port=args.port)
+
+
+def cmd_doctor(_: argparse.Namespace) -> None:
+    from authpipe_server.doctor import diagnose
+
+    checks = asyncio.run(diagnose(os.environ))
+    for check in checks:
+        print(check.line, flush=True)
+    failed = sum(check.status == "FAIL" for check in checks)
+    if failed:
+        _fail(f"{failed} check(s) failed (the FAIL lines above)", EXIT_FAILED)
 
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = {
@@ -217,8 +370,10 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = 
     ("serve", None): cmd_serve,
     ("worker", None): cmd_worker,
     ("migrate", None): cmd_migrate,
+    ("doctor", None): cmd_doctor,
     ("projects", "create"): cmd_projects_create,
     ("keys", "create"): cmd_keys_create,
+    ("keys", "list"): cmd_keys_list,
     ("keys", "revoke"): cmd_keys_revoke,
     ("vault", "new-key"): cmd_new_key,
     ("vault", "rotate"): cmd_vault_rotate,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from cachetools import TTLCache
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authpipe_server.errors import AuthpipeError
+from authpipe_server.store.db import Database
 from authpipe_server.store.models import Project, SecretKey
 from authpipe_server.store.types import utcnow
 from authpipe_server.tokens import new_token, token_hash
@@ -17,6 +22,10 @@ from authpipe_server.tokens import new_token, token_hash
 SECRET_KEY_PREFIX = "ap_sk_"
 SHOWN_PREFIX_LENGTH = len(SECRET_KEY_PREFIX) + 8
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+KEY_USE_INTERVAL = 60.0
+"""Seconds: a key's `last_used_at` is written at most this often."""
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(AuthpipeError):
@@ -83,6 +92,12 @@ async def revoke_key(session: AsyncSession, prefix: str) -> SecretKey:
     return keys[0]
 
 
+async def list_keys(session: AsyncSession, project: Project) -> list[SecretKey]:
+    """Every secret key of `project`, revoked ones included, oldest first."""
+    query = select(SecretKey).where(SecretKey.project_id == project.id).order_by(SecretKey.created_at, SecretKey.id)
+    return list(await session.scalars(query))
+
+
 async def project_for_key(session: AsyncSession, secret: str) -> str | None:
     """The project id a secret key belongs to, or None if unknown or revoked.
 
@@ -91,3 +106,35 @@ async def project_for_key(session: AsyncSession, secret: str) -> str | None:
     return await session.scalar(
         select(SecretKey.project_id).where(SecretKey.key_hash == token_hash(secret), SecretKey.revoked_at.is_(None))
     )
+
+
+class KeyUseRecorder:
+    """Records when secret keys are used, cheaply: at most one write per key per `interval`
+    seconds in this process (remembered in memory), and the UPDATE itself only changes a row
+    last marked more than `interval` ago, so several processes together still write about once
+    per interval per key. Best effort: a failed write is logged, never raised, since it must
+    not turn an authenticated request into an error.
+    """
+
+    def __init__(self, *, interval: float = KEY_USE_INTERVAL, size: int = 10_000) -> None:
+        self.interval = interval
+        self._recent: TTLCache[str, bool] = TTLCache(size, interval, timer=time.monotonic)
+
+    async def touch(self, db: Database, digest: str) -> None:
+        """Note that the key whose hash is `digest` (tokens.token_hash) was just used."""
+        if digest in self._recent:
+            return
+        self._recent[digest] = True
+        now = utcnow()
+        stale = or_(SecretKey.last_used_at.is_(None), SecretKey.last_used_at < now - timedelta(seconds=self.interval))
+        try:
+            async with db.writing() as session:
+                await session.execute(
+                    update(SecretKey)
+                    .where(SecretKey.key_hash == digest, stale)
+                    .values(last_used_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            self._recent.pop(digest, None)
+            log.warning("could not record a secret key's last use: %s", type(exc).__name__)

@@ -7,6 +7,7 @@ import pytest
 
 from authpipe_server import projects
 from authpipe_server.runtime import Runtime
+from authpipe_server.store.models import Project
 
 
 def auth(secret: str) -> dict[str, str]:
@@ -94,3 +95,15 @@ async def test_landing_page(api: httpx.AsyncClient) -> None:
     assert response.status_code == 200 and "Next steps" in response.text
     assert "ap_sk_" not in response.text.replace("ap_sk_…", "")
     assert (await api.get("/static/authpipe.css")).status_code == 200
+
+
+async def test_a_used_key_records_when_it_was_last_used(api: httpx.AsyncClient, runtime: Runtime, project: tuple[str, str]) -> None:
+    project_id, secret = project
+    async with runtime.db.sessions() as session:
+        owner = await session.get(Project, project_id)
+        [before] = await projects.list_keys(session, owner)
+    assert before.last_used_at is None
+    assert (await api.get("/v1/connections", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+    async with runtime.db.sessions() as session:
+        [after] = await projects.list_keys(session, owner)
+    assert after.last_used_at is not None

@@ -1,7 +1,8 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import '@authpipe/react/styles.css';
-import { App } from './App';
+import { App, fetchConnections } from './App';
+import type { UserConnection } from './App';
 
 interface AppConfig {
   authpipeUrl: string;
@@ -10,11 +11,18 @@ interface AppConfig {
 }
 
 // The backend tells the page where browsers reach Authpipe (its AUTHPIPE_PUBLIC_URL) at run time,
-// so one build works against any Authpipe.
-const config = (await (await fetch('/api/config')).json()) as AppConfig;
+// so one build works against any Authpipe. The user's connections are loaded before the first
+// render, so that an already connected provider never flashes a "Connect" button.
+const [config, connections] = await Promise.all([
+  fetch('/api/config').then((response) => response.json() as Promise<AppConfig>),
+  fetchConnections().then(
+    (list): { list: UserConnection[]; error: string | null } => ({ list, error: null }),
+    (error: unknown) => ({ list: [], error: String(error) }),
+  ),
+]);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <App {...config} />
+    <App {...config} initialConnections={connections.list} connectionsError={connections.error} />
   </StrictMode>,
 );

@@ -148,15 +148,20 @@ async function openApp(t) {
   return { context, page, consoleErrors };
 }
 
+/** The Spotify ConnectButton: "Connect Spotify", or "Reconnect Spotify" once the user has a connection. */
+const spotifyButton = (page) => page.getByRole('button', { name: /^(Connect|Reconnect) Spotify$/ });
+
 async function openConsent(context, page) {
-  const [popup] = await Promise.all([context.waitForEvent('page'), page.getByRole('button', { name: 'Connect Spotify' }).click()]);
+  const [popup] = await Promise.all([context.waitForEvent('page'), spotifyButton(page).click()]);
   await popup.waitForURL(/\/_sandbox\/spotify\/accounts\/authorize\?/);
   return popup;
 }
 
 test('Connect Spotify in the popup, onSuccess on the page, then the backend gets a credential the provider accepts', async (t) => {
   const { context, page, consoleErrors } = await openApp(t);
-  await page.getByRole('button', { name: 'Connect Bluesky' }).waitFor();
+  await page.getByRole('button', { name: 'Connect Bluesky', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Connect Spotify', exact: true }).waitFor();
+  assert.equal(await page.getByText(/^Connected (as|to) /).count(), 0, 'a fresh user has no connection to show');
 
   const popup = await openConsent(context, page);
   await popup.getByLabel('Sign in as').fill('ada');
@@ -169,7 +174,24 @@ test('Connect Spotify in the popup, onSuccess on the page, then the backend gets
   const connectionId = await result.getAttribute('data-connection-id');
   assert.match(connectionId ?? '', /^conn_/);
   assert.match(await result.innerText(), /Connected conn_\S+ as ada \(active\)/);
-  assert.equal(await page.getByRole('button', { name: 'Connect Spotify' }).getAttribute('data-status'), 'connected');
+  // The page reloads the user's connections from its backend: the button shows the connected state.
+  const reconnect = page.getByRole('button', { name: 'Reconnect Spotify', exact: true });
+  await reconnect.waitFor();
+  assert.equal(await reconnect.getAttribute('data-status'), 'connected');
+  const line = page.getByText('Connected as ada', { exact: true });
+  assert.equal(await reconnect.getAttribute('aria-describedby'), await line.getAttribute('id'));
+
+  // The backend's list: the user's connections through Authpipe's API, without any secret.
+  const listed = await (await fetch(`${appUrl}/api/connections`)).json();
+  const mine = listed.connections.find((c) => c.id === connectionId);
+  assert.deepEqual([mine?.provider, mine?.status, mine?.account?.name], ['spotify', 'active', 'ada']);
+
+  // A page opened later starts in the connected state (no "Connect" flash, no flow needed).
+  await page.reload();
+  await page.getByRole('heading', { name: 'Authpipe example app' }).waitFor();
+  await page.getByText('Connected as ada', { exact: true }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Connect Spotify', exact: true }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Reconnect Spotify', exact: true }).getAttribute('data-status'), 'connected');
 
   // The session was minted for the tenant/user the backend asks credentials for.
   const conn = await (await fetch(`${authpipeUrl}/v1/connections/${connectionId}`, { headers: { Authorization: `Bearer ${secretKey}` } })).json();
@@ -181,6 +203,7 @@ test('Connect Spotify in the popup, onSuccess on the page, then the backend gets
   const cred = await credResponse.json();
   assert.equal(cred.connectionId, connectionId);
   assert.ok(cred.credential, 'a credential');
+  assert.ok(!JSON.stringify(listed).includes(cred.credential), 'the connections list never carries a credential');
   const me = await fetch(`${authpipeUrl}/_sandbox/spotify/api/v1/me`, { headers: { Authorization: `Bearer ${cred.credential}` } });
   assert.equal(me.status, 200, await me.clone().text());
   const bad = await fetch(`${authpipeUrl}/_sandbox/spotify/api/v1/me`, { headers: { Authorization: 'Bearer not-a-token' } });
@@ -200,7 +223,7 @@ test('the user closes the popup: onError with popup_closed on the page, nothing 
   const error = page.getByTestId('spotify-error');
   await error.waitFor();
   assert.equal(await error.getAttribute('data-code'), 'popup_closed');
-  assert.equal(await page.getByRole('button', { name: 'Connect Spotify' }).getAttribute('data-status'), 'error');
+  assert.equal(await spotifyButton(page).getAttribute('data-status'), 'error');
 
   const afterList = await fetch(`${authpipeUrl}/v1/connections?tenant_id=${TENANT_ID}&user_id=${USER_ID}`, { headers: { Authorization: `Bearer ${secretKey}` } });
   assert.equal((await afterList.json()).connections.length, countBefore);
@@ -209,7 +232,7 @@ test('the user closes the popup: onError with popup_closed on the page, nothing 
 
 test('Connect Bluesky: the app-password form in the popup, onSuccess, then the accessJwt works at the emulated PDS', async (t) => {
   const { context, page, consoleErrors } = await openApp(t);
-  const [popup] = await Promise.all([context.waitForEvent('page'), page.getByRole('button', { name: 'Connect Bluesky' }).click()]);
+  const [popup] = await Promise.all([context.waitForEvent('page'), page.getByRole('button', { name: 'Connect Bluesky', exact: true }).click()]);
   await popup.waitForURL(/\/connect\/bluesky\?session=ap_cs_/);
   // The sandbox's default Bluesky account and its app password.
   await popup.locator('input[name="identifier"]').fill('sandbox.test');

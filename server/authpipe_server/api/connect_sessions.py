@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from fastapi import APIRouter, Body
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from authpipe_server.api import examples
 from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import ProviderName, TenantId, UserId
@@ -21,12 +22,20 @@ Url = Annotated[str, StringConstraints(max_length=2048)]
 
 class ConnectSessionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant_id: TenantId
-    user_id: UserId
-    allowed_providers: list[ProviderName] | None = Field(default=None, min_length=1, max_length=50)
-    scopes: dict[ProviderName, list[Annotated[str, StringConstraints(min_length=1, max_length=256)]]] | None = None
-    origin: Url | None = None
-    return_url: Url | None = None
+    tenant_id: TenantId = Field(description="Your customer organization (1–256 of `A-Za-z0-9._:@-`)")
+    user_id: UserId = Field(description="Your user (1–256 of `A-Za-z0-9._:@-`)")
+    allowed_providers: list[ProviderName] | None = Field(
+        default=None, min_length=1, max_length=50, description="The providers the page offers, in this order; default: every configured one"
+    )
+    scopes: dict[ProviderName, list[Annotated[str, StringConstraints(min_length=1, max_length=256)]]] | None = Field(
+        default=None, description="Scopes to ask per provider, instead of the app's defaults"
+    )
+    origin: Url | None = Field(
+        default=None, description="Your web app's exact origin: the popup posts its result to it (and only to it)"
+    )
+    return_url: Url | None = Field(
+        default=None, description="Where the browser goes after connecting when there is no popup opener (`?connection_id=…` or `?error=…` appended)"
+    )
     account_change: Literal["allow", "refuse"] = Field(
         default="allow",
         description="When the user already has a connection to the provider and signs in with another provider account: "
@@ -56,13 +65,31 @@ class ConnectSessionBody(BaseModel):
         return value
 
 
+class ConnectSessionView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(description="`ap_cs_…`: safe to hand to a browser (it can only start connections for this tenant and user)")
+    connect_url: str = Field(description="The hosted connect page for this session: open it in a popup or redirect to it")
+    expires_at: AwareDatetime = Field(description="30 minutes from now (ISO-8601 UTC)")
+
+
 @router.post(
     "/connect-sessions",
     status_code=201,
-    summary="Create a connect session for one tenant and user (lives 30 minutes)",
-    responses=responses(400, 401, 404, 409),
+    summary="Create a connect session",
+    description="""Your backend asks for a session for one tenant and user; your frontend opens its `connect_url`
+(or hands `token` to the `@authpipe/react` ConnectButton). The session lives 30 minutes and completes once. It
+is safe in a browser: it can only start connections for that tenant and user, to the allowed providers.
+
+Errors: 400 `invalid_request` (an id that breaks the rules, an `origin` that is not a bare origin, a
+`return_url` that is not an absolute http(s) URL, an unknown field), 404 `provider_not_found` (a name in
+`allowed_providers` or `scopes`), 409 `provider_not_configured` (that provider has no app yet:
+PUT /v1/providers/{name}).""",
+    response_model=None,
+    responses={201: examples.success("The session", examples.CONNECT_SESSION, ConnectSessionView), **responses(400, 401, 404, 409)},
 )
-async def post_connect_session(body: ConnectSessionBody, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+async def post_connect_session(
+    body: Annotated[ConnectSessionBody, Body(openapi_examples=examples.CONNECT_SESSION_BODIES)], runtime: RuntimeDep, project_id: ProjectDep
+) -> dict[str, Any]:
     providers = {spec.name: configured for spec, configured in await list_providers(runtime, project_id)}
     for name in set(body.allowed_providers or []) | set(body.scopes or {}):
         if name not in providers:

@@ -7,11 +7,12 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
 
+from authpipe_server.api import examples
 from authpipe_server.api.deps import ProjectDep, RuntimeDep, SessionDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionIdPath, Cursor, Limit, ProviderName, TenantId, UserId
@@ -49,17 +50,78 @@ router = APIRouter(prefix="/v1", tags=["connections"])
 Status = Literal["active", "error", "revoked"]
 
 
+Timestamp = Annotated[datetime | None, Field(description="ISO-8601 UTC (`2026-11-30T12:00:00Z`), or null")]
+
+
+class AccountView(BaseModel):
+    """The provider account behind a connection."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(description="The account's id at the provider (Bluesky: the DID)")
+    name: str | None = Field(description="A name to show for it (a display name, a handle or an email)")
+
+
+class ResourceView(BaseModel):
+    """Something the connection acts on besides the user's own account (a Facebook Page)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="Pass it as `resource` to GET /v1/credentials (`page:123`)")
+    name: str | None
+
+
+class LastErrorView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    message: str | None
+    at: Timestamp
+
+
+class ConnectionView(BaseModel):
+    """A connection as every call returns it: never a secret. (Documents the shape the code
+    builds in connections.views.connection_view; the routes return that dict as it is.)"""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="`conn_…`")
+    provider: str
+    tenant_id: str
+    user_id: str
+    status: Status = Field(description="`active`; `error`: refreshing failed past expiry (retried); `revoked`: the provider refused the grant")
+    account: AccountView
+    resources: list[ResourceView]
+    scopes: list[str] = Field(description="The scopes the provider granted, else those requested")
+    expires_at: Timestamp = Field(description="When the current access token expires; null when it does not")
+    created_at: Timestamp
+    last_refreshed_at: Timestamp
+    last_checked_at: Timestamp
+    last_error: LastErrorView | None = Field(description="The last refresh or health-check failure, cleared by a success")
+
+
+class ConnectionList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connections: list[ConnectionView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
 def not_found(connection_id: str) -> ApiError:
     return ApiError(404, "connection_not_found", f"no connection {connection_id} in this project")
 
 
-@router.get("/connections", summary="List connections, newest first", responses=responses(400, 401))
+@router.get(
+    "/connections",
+    summary="List connections",
+    description="""The project's connections, newest first, filtered by any of `tenant_id`, `user_id`, `provider`
+and `status`. Pages of `limit` (default 50, at most 100): pass `next_cursor` back as `cursor` for the next page.
+
+Errors: 400 `invalid_request` (a filter that breaks the id rules, a `limit` outside 1–100).""",
+    response_model=None,
+    responses={200: examples.success("The connections, newest first", examples.CONNECTION_LIST, ConnectionList), **responses(400, 401)},
+)
 async def list_connections(
     project_id: ProjectDep,
     session: SessionDep,
-    tenant_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN)] = None,
+    tenant_id: Annotated[str | None, Query(pattern=ID_PATTERN, openapi_examples=examples.TENANT_EXAMPLES)] = None,
+    user_id: Annotated[str | None, Query(pattern=ID_PATTERN, openapi_examples=examples.USER_EXAMPLES)] = None,
+    provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN, openapi_examples=examples.PROVIDER_EXAMPLES)] = None,
     status: Status | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -83,7 +145,16 @@ async def list_connections(
     }
 
 
-@router.get("/connections/{connection_id}", summary="One connection", responses=responses(400, 401, 404))
+@router.get(
+    "/connections/{connection_id}",
+    summary="Get a connection",
+    description="""One connection: its status, provider account, granted scopes, token expiry and last error.
+Never a secret (GET /v1/credentials hands out the token).
+
+Errors: 400 `invalid_request` (not a `conn_…` id), 404 `connection_not_found`.""",
+    response_model=None,
+    responses={200: examples.success("The connection", examples.CONNECTION, ConnectionView), **responses(400, 401, 404)},
+)
 async def get_connection(connection_id: ConnectionIdPath, project_id: ProjectDep, session: SessionDep) -> dict[str, Any]:
     connection = await session.get(Connection, connection_id)
     if connection is None or connection.project_id != project_id:
@@ -145,10 +216,32 @@ def provider_api_error(exc: ProviderFailure) -> ApiError:
 @router.post(
     "/connections",
     status_code=201,
-    summary="Make a connection from the server side (app password, or imported OAuth tokens)",
-    responses={**responses(400, 401, 404, 409, 502), 200: {"description": "an existing connection was updated"}},
+    summary="Create a connection from the server side",
+    description="""Makes a connection without the connect page:
+
+- **app-password providers** (Bluesky): `identifier` (handle or DID) and `app_password`; Authpipe signs in
+  and stores the session;
+- **OAuth providers**: tokens obtained elsewhere, `access_token` with `refresh_token` and `expires_at`
+  (in the future, at most 10 years ahead) when there are any; Authpipe first calls the provider with the
+  token to prove it works and to learn whose account it is.
+
+Answers 201 with the new connection, or 200 when the tenant and user already had a connection to that
+provider (it is updated in place).
+
+Errors: 400 `invalid_request` (the wrong fields for the provider's kind, a bad `expires_at`),
+400 `provider_rejected_credentials` (the provider refused the app password or token), 404 `provider_not_found`,
+409 `provider_not_configured` (no app for that OAuth provider yet: PUT /v1/providers/{name}),
+502 `provider_error` (the provider failed or could not be reached).""",
+    response_model=None,
+    responses={
+        201: examples.success("The new connection", examples.BLUESKY_CONNECTION, ConnectionView),
+        200: examples.success("An existing connection, updated", examples.BLUESKY_CONNECTION, ConnectionView),
+        **responses(400, 401, 404, 409, 502),
+    },
 )
-async def post_connection(body: NewConnectionBody, runtime: RuntimeDep, project_id: ProjectDep) -> JSONResponse:
+async def post_connection(
+    body: Annotated[NewConnectionBody, Body(openapi_examples=examples.NEW_CONNECTION_BODIES)], runtime: RuntimeDep, project_id: ProjectDep
+) -> JSONResponse:
     found = await project_provider(runtime, project_id, body.provider)
     client = found.provider
     try:
@@ -170,8 +263,16 @@ async def post_connection(body: NewConnectionBody, runtime: RuntimeDep, project_
 
 @router.post(
     "/connections/{connection_id}/refresh",
-    summary="Refresh the connection's token now",
-    responses=responses(400, 401, 404, 410, 502),
+    summary="Refresh a connection's token now",
+    description="""Refreshes the access token at the provider now, whatever its expiry, and returns the connection
+(with the new `expires_at` and `last_refreshed_at`). Callers of GET /v1/credentials never need this:
+Authpipe refreshes before expiry by itself.
+
+Errors: 400 `invalid_request`, 404 `connection_not_found`, 410 `connection_revoked` (the provider refused the
+grant: the user must connect again; also `tenant_shredded`, `credential_unreadable`), 502 `provider_error`
+(the provider failed; the connection keeps its token while it is valid, and Authpipe retries with backoff).""",
+    response_model=None,
+    responses={200: examples.success("The refreshed connection", examples.REFRESHED_CONNECTION, ConnectionView), **responses(400, 401, 404, 410, 502)},
 )
 async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     async with runtime.db.sessions() as session:
@@ -196,8 +297,17 @@ async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDe
 
 @router.post(
     "/connections/{connection_id}/check",
-    summary="Run the connection's health check now; returns the connection",
-    responses=responses(400, 401, 404, 410),
+    summary="Run a connection's health check now",
+    description="""Calls the provider with the connection's token now (the same check Authpipe runs every
+`AUTHPIPE_HEALTH_INTERVAL` seconds) and returns the connection. A check the provider answers with 401 tries a
+refresh; a provider refusing the grant makes the connection `revoked`; a 429, a 5xx or a timeout changes no
+status (it is recorded in `last_error`). The outcome is in the answer's `status`, `last_checked_at` and
+`last_error`, not in the HTTP status.
+
+Errors: 400 `invalid_request`, 404 `connection_not_found`, 410 `tenant_shredded` / `credential_unreadable`
+(the stored credential cannot be opened).""",
+    response_model=None,
+    responses={200: examples.success("The connection after the check", examples.CHECKED_CONNECTION, ConnectionView), **responses(400, 401, 404, 410)},
 )
 async def check_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     async with runtime.db.sessions() as session:
@@ -220,8 +330,14 @@ def api_error(error: CredentialError) -> ApiError:
 @router.delete(
     "/connections/{connection_id}",
     status_code=204,
-    summary="Delete a connection: revoke it at the provider where possible, erase its secrets",
-    responses=responses(400, 401, 404),
+    summary="Delete a connection",
+    description="""Revokes the grant at the provider where the provider supports it (within one outbound call's
+deadline), then erases the connection and its secrets and records `connection.deleted`. The connection is
+deleted even when revoking at the provider fails; the event's `data.revocation` says how revoking went.
+Answers 204 with no body.
+
+Errors: 400 `invalid_request` (not a `conn_…` id), 404 `connection_not_found`.""",
+    responses={204: {"description": "Deleted (no body)"}, **responses(400, 401, 404)},
 )
 async def remove_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> Response:
     async with runtime.db.sessions() as session:

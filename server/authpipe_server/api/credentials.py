@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from authpipe_server.api import examples
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import ProviderName, TenantId, UserId
 from authpipe_server.connections.views import iso
@@ -23,18 +24,22 @@ class CredentialQuery(BaseModel):
     the hottest route)."""
 
     model_config = ConfigDict(extra="ignore")
-    provider: ProviderName
-    tenant_id: TenantId
-    user_id: UserId
-    min_ttl: Annotated[int, Field(ge=0, le=86_400)] = 60
-    force_refresh: bool = False
-    resource: Annotated[str, StringConstraints(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] | None = None
+    provider: Annotated[ProviderName, Field(examples=[examples.PROVIDER])]
+    tenant_id: Annotated[TenantId, Field(examples=[examples.TENANT_ID])]
+    user_id: Annotated[UserId, Field(examples=[examples.USER_ID])]
+    min_ttl: Annotated[int, Field(ge=0, le=86_400, description="Refresh first when fewer seconds than this remain (0–86400)")] = 60
+    force_refresh: Annotated[bool, Field(description="Refresh at the provider now, whatever the expiry")] = False
+    resource: Annotated[
+        Annotated[str, StringConstraints(pattern=r"^[a-z]{1,16}:[A-Za-z0-9_.-]{1,128}$")] | None,
+        Field(description="One of the connection's `resources` (`page:123`): answer its own token instead of the user's"),
+    ] = None
 
 
 class CredentialView(BaseModel):
-    credential: str
-    token_type: str
-    expires_at: str | None
+    model_config = ConfigDict(extra="forbid")
+    credential: str = Field(description="What to send as `Authorization: Bearer …` to the provider")
+    token_type: str = Field(description="`bearer`")
+    expires_at: str | None = Field(description="ISO-8601 UTC; null when the token does not expire")
     connection_id: str
     provider: str
     scopes: list[str]
@@ -45,9 +50,19 @@ NO_STORE = {"Cache-Control": "no-store"}  # the answer is a live credential
 
 @router.get(
     "/credentials",
-    summary="A working credential for one user's connection, refreshed first when it is about to expire",
+    summary="Get a working credential",
+    description="""The token to put in `Authorization: Bearer …` at the provider, for one tenant and user's
+connection to `provider`. When fewer than `min_ttl` seconds (default 60) remain, Authpipe refreshes it first:
+however many callers ask at once, across however many server processes, one refresh reaches the provider.
+`force_refresh=true` refreshes now. The answer is marked `Cache-Control: no-store`.
+
+Errors: 400 `invalid_request` (an id that breaks the rules, `min_ttl` outside 0–86400),
+404 `connection_not_found` (no such connection; connect the user first) or `resource_not_found`,
+410 `connection_revoked` (the provider refused the grant: the user must connect again; also `tenant_shredded`,
+`credential_unreadable`), 429 `rate_limited` (the token expired and the provider is rate limiting its refresh;
+see `Retry-After`), 502 `provider_error` (the token expired and the provider failed to refresh it).""",
     response_model=CredentialView,
-    responses=responses(400, 401, 404, 410, 429, 502),
+    responses={200: examples.success("A credential valid for at least `min_ttl` more seconds", examples.CREDENTIAL), **responses(400, 401, 404, 410, 429, 502)},
 )
 async def get_credential(request: Request, query: Annotated[CredentialQuery, Query()]) -> JSONResponse:
     # The hottest route: runtime and project are read off the request rather than resolved as

@@ -57,12 +57,46 @@ DESCRIPTIONS = {
 }
 
 
+EXAMPLES: dict[int, dict[str, str]] = {
+    400: {
+        "invalid_request": "tenant_id: String should match pattern '^[A-Za-z0-9._:@-]{1,256}$'",
+        "provider_rejected_credentials": "the provider refused these credentials: Bluesky did not accept that handle and app password",
+    },
+    401: {"unauthorized": "unknown or revoked secret key"},
+    404: {
+        "connection_not_found": "no spotify connection for tenant org_acme, user user_123",
+        "provider_not_found": "no provider named 'acme-crm'",
+    },
+    409: {"provider_not_configured": "spotify has no app configured: PUT /v1/providers/spotify first"},
+    410: {"connection_revoked": "the provider rejected this connection's grant (invalid_grant); the user must connect again"},
+    413: {"request_too_large": "the request body is over 65536 bytes"},
+    429: {"rate_limited": "too many failed secret-key attempts from this address; try again in 42 seconds"},
+    502: {"provider_error": "the token expired and the provider failed to refresh it: the provider answered HTTP 503"},
+    503: {"unavailable": "the database is unreachable; try again shortly"},
+}
+"""Per status, an example answer of each code it carries (the API reference shows them)."""
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations of the error statuses a route can answer. 401 is on every /v1 route,
     and with it 429 (the secret-key check refuses an address after too many failed attempts) and
     503 (the database is unreachable while the key is checked)."""
     declared = tuple(dict.fromkeys((*statuses, 429, 503) if 401 in statuses else statuses))
-    return {status: {"model": ErrorBody, "description": DESCRIPTIONS[status]} for status in declared}
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": DESCRIPTIONS[status],
+            "content": {
+                "application/json": {
+                    "examples": {
+                        code: {"summary": code, "value": {"error": {"code": code, "message": message}}}
+                        for code, message in EXAMPLES[status].items()
+                    }
+                }
+            },
+        }
+        for status in declared
+    }
 
 
 def error_response(
@@ -122,7 +156,7 @@ def is_browser_route(path: str) -> bool:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """503 `unavailable` when the database is unreachable (never a 401 or 410: SECURITY.md), else a
+    """503 `unavailable` when the database is unreachable (never a 401 or 410: an outage must not look like a bad key or a gone grant), else a
     500 `internal_error` whose request id is in the answer and in the one log line with the
     traceback. Never the query string in the log: it may carry a connect-session token or a code."""
     if database_unavailable(exc):

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authpipe_server.api.errors import error_response
 
 from authpipe_server.api.throttle import FailureThrottle, client_address
-from authpipe_server.projects import SECRET_KEY_PREFIX, project_for_key
+from authpipe_server.projects import SECRET_KEY_PREFIX, KeyUseRecorder, project_for_key
 from authpipe_server.singleflight import SingleFlight
 from authpipe_server.store.db import Database
 from authpipe_server.tokens import token_hash
@@ -105,6 +105,7 @@ class SecretKeyAuth:
         self._refused: TTLCache[str, bool] = TTLCache(size, failure_window, timer=time.monotonic)
         self._throttle = FailureThrottle(limit=failure_limit, window=failure_window, size=size)
         self._checking: SingleFlight[str, str | None] = SingleFlight()
+        self._key_use = KeyUseRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -161,6 +162,7 @@ class SecretKeyAuth:
         if project_id is not None:
             self._known[digest] = project_id
             self._verified[digest] = True
+            await self._key_use.touch(db, digest)  # `authpipe keys list`'s "last used"; a write a minute at most
         return project_id
 
 

@@ -24,12 +24,22 @@ METRICS_REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    description="Answers 200 while the process is up; it touches nothing else (use /readyz for the database). No key needed.",
+    responses={200: {"description": "The process is up", "content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable", responses=responses(503))
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    description="Answers 200 when the database answers a query, else 503 `unavailable`. No key needed.",
+    responses={200: {"description": "The database is reachable", "content": {"application/json": {"example": {"status": "ready"}}}}, **responses(503)},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     try:
         async with runtime.db.engine.connect() as conn:
@@ -41,9 +51,22 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: Bearer AUTHPIPE_METRICS_TOKEN when set, else loopback callers only",
+    summary="Prometheus metrics",
+    description="""Prometheus text format: credential-read latency, refresh and health-check outcomes, webhook
+deliveries, connections by provider and status. Not the secret key: with `AUTHPIPE_METRICS_TOKEN` set, send it as
+`Authorization: Bearer <token>`; without it, only loopback callers are answered.
+
+Errors: 401 `unauthorized` (token set and not sent), 403 `forbidden` (no token set and the caller is not on
+loopback), 503 `unavailable`.""",
     response_class=Response,
-    responses={**METRICS_REFUSALS, **responses(503)},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"example": 'authpipe_connections{provider="spotify",status="active"} 42.0\n'}},
+        },
+        **METRICS_REFUSALS,
+        **responses(503),
+    },
 )
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     refused = _metrics_refusal(request, runtime.settings.metrics_token)

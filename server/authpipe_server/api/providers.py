@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from authpipe_server.api import examples
 from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import PROVIDER_PATTERN
@@ -66,6 +67,26 @@ metadata); `authorization_url` is only where browsers are sent."""
 CUSTOM_ONLY = ("auth_mode", "authorization_url", "token_url", "userinfo_url", "revocation_url", "api_base_url", "display_name", "issuer", "require_iss", "token_auth")
 
 
+class ScopeView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = Field(description="The scope in words, as the connect page shows it")
+
+
+class ProviderView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    display_name: str
+    auth_mode: Literal["oauth2", "app_password"]
+    scopes: list[ScopeView]
+    configured: bool = Field(description="Whether users can connect: an OAuth provider needs an app (PUT /v1/providers/{name})")
+
+
+class ProviderList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    providers: list[ProviderView]
+
+
 def provider_view(spec: ProviderSpec, configured: bool) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -76,14 +97,47 @@ def provider_view(spec: ProviderSpec, configured: bool) -> dict[str, Any]:
     }
 
 
-@router.get("/providers", summary="The catalog and this project's custom providers", responses=responses(401))
+@router.get(
+    "/providers",
+    summary="List providers",
+    description="""The catalog (Bluesky, Buffer, Facebook, Instagram, Spotify) and this project's custom providers,
+each with the scopes it offers (in words) and whether it is `configured`. Never a client secret.
+
+Errors: only those of the secret key (401, 429) and 503.""",
+    response_model=None,
+    responses={200: examples.success("The providers (the example is shortened)", examples.PROVIDER_LIST, ProviderList), **responses(401)},
+)
 async def get_providers(runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     return {"providers": [provider_view(spec, configured) for spec, configured in await list_providers(runtime, project_id)]}
 
 
-@router.put("/providers/{name}", summary="Configure a provider app, or declare a custom OAuth 2.0 provider", responses=responses(400, 401, 404))
+@router.put(
+    "/providers/{name}",
+    summary="Configure a provider app, or declare a custom provider",
+    description="""**A catalog provider** (`spotify`, `facebook`, `instagram`, `buffer`; `bluesky` needs no app):
+your app's `client_id` and `client_secret`, the default `scopes` to ask for, and optional `overrides` pointing it at
+another host (`authorization_url`, `token_url`, `api_base_url`; Bluesky: `plc_url`). Your OAuth app's redirect URI
+is `{AUTHPIPE_PUBLIC_URL}/oauth/callback`.
+
+**A custom OAuth 2.0 provider**: a name not in the catalog with `"auth_mode": "oauth2"` and its endpoints. Leave
+`authorization_url` and `token_url` out and give `issuer` to have them discovered from the issuer's metadata
+(RFC 8414, else OpenID Connect Discovery). `userinfo_url` is its health check and names the account
+(`account_id_field`, default `sub`); `issuer` (RFC 9207) is required for servers that send `iss`.
+
+Calling it again replaces the app; a `client_secret` left out keeps the stored one. Secrets sent here are never returned by any call. Every URL Authpipe will
+call is checked against the egress policy now.
+
+Errors: 400 `invalid_request` (a custom-only field on a catalog provider, an unknown scope, a missing
+`client_id`, a URL the egress policy refuses, a failed discovery), 404 `provider_not_found` (a name not in the
+catalog without `"auth_mode": "oauth2"`).""",
+    response_model=None,
+    responses={200: examples.success("The provider as GET /v1/providers lists it", examples.SPOTIFY_PROVIDER, ProviderView), **responses(400, 401, 404)},
+)
 async def put_provider(
-    name: Annotated[str, Path(pattern=PROVIDER_PATTERN)], body: ProviderBody, runtime: RuntimeDep, project_id: ProjectDep
+    name: Annotated[str, Path(pattern=PROVIDER_PATTERN, description="A catalog provider, or your custom provider's name (`[a-z0-9-]{2,64}`)", openapi_examples=examples.PROVIDER_NAME_EXAMPLES)],
+    body: Annotated[ProviderBody, Body(openapi_examples=examples.PROVIDER_BODIES)],
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
 ) -> dict[str, Any]:
     spec = catalog().get(name)
     definition: dict[str, Any] | None = None

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 class Connected:
     session: ConnectSession
     connection: Connection
+    display_name: str
+    """The provider's name as people know it ("Acme CRM" for a custom provider `acme-crm`)."""
 
 
 async def session_provider(runtime: Runtime, token: str | None, provider: str) -> tuple[ConnectSession, ProjectProvider]:
@@ -110,13 +112,13 @@ async def complete_authorization(runtime: Runtime, params: dict[str, str], brows
     if connect_session is None:
         raise ConnectError("invalid_state", "this sign-in link is not valid; start again from the app")
     try:
-        return Connected(connect_session, await _finish(runtime, connect_session, oauth_state, params))
+        return await _finish(runtime, connect_session, oauth_state, params)
     except ConnectError as exc:
         exc.session = connect_session
         raise
 
 
-async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state: OAuthState, params: dict[str, str]) -> Connection:
+async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state: OAuthState, params: dict[str, str]) -> Connected:
     ensure_usable(connect_session)  # before the exchange; save_grant re-checks completion atomically
     if params.get("error"):
         reason = params["error"] if params["error"] in ("access_denied", "invalid_scope", "temporarily_unavailable", "server_error") else "authorization_failed"
@@ -127,7 +129,7 @@ async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state
     # RFC 9207 §2.4: "clients MUST compare the iss parameter value with the issuer identifier of
     # the authorization server they sent the authorization request to ... If the value does not
     # match ..., clients MUST reject the authorization response". And a server that advertises
-    # the parameter but omits it is refused too (SECURITY.md rule 4). Both before the exchange.
+    # the parameter but omits it is refused too. Both before the exchange.
     issuer = params.get("iss")
     if issuer is not None and oauth_state.issuer is None:
         # The server identifies itself but nobody told Authpipe whom to expect: say how to fix it.
@@ -155,7 +157,8 @@ async def _finish(runtime: Runtime, connect_session: ConnectSession, oauth_state
         described = await client.describe(grant.tokens)
     except ProviderFailure as exc:
         raise _provider_error(exc) from None
-    return await store_grant(runtime, connect_session, client, grant, described, list(oauth_state.scopes or []))
+    connection = await store_grant(runtime, connect_session, client, grant, described, list(oauth_state.scopes or []))
+    return Connected(connect_session, connection, spec.display_name)
 
 
 async def store_grant(
@@ -212,4 +215,4 @@ async def connect_app_password(runtime: Runtime, token: str | None, provider: st
     except ProviderFailure as exc:
         raise _provider_error(exc) from None
     connection = await store_grant(runtime, connect_session, client, grant, described, list(project_provider.spec.default_scopes))
-    return Connected(connect_session, connection)
+    return Connected(connect_session, connection, project_provider.spec.display_name)

@@ -40,6 +40,7 @@ def result_page(
     code: str | None = None,
     message: str | None = None,
     status: int = 200,
+    display_name: str | None = None,
 ) -> HTMLResponse:
     """The page that ends every flow. It posts the outcome to `window.opener` with the session's
     exact origin (never `*`), or, without an opener, goes on to the session's own return_url."""
@@ -55,7 +56,7 @@ def result_page(
     payload = {"message": outcome, "origin": connect_session.origin if connect_session else None, "returnUrl": return_to}
     # JSON inside <script type="application/json">: escape "<" so no value can close the element.
     data = json.dumps(payload).replace("<", "\\u003c")
-    return render(request, "connect/result.html", status, ok=ok, code=code, message=message, connection=connection, data=data, return_to=return_to)
+    return render(request, "connect/result.html", status, ok=ok, code=code, message=message, connection=connection, data=data, return_to=return_to, display_name=display_name)
 
 
 def with_query(url: str, extra: dict[str, str]) -> str:
@@ -160,7 +161,7 @@ async def submit_app_password(request: Request, provider: str, runtime: RuntimeD
 
 
 def success_page(request: Request, connected: Connected) -> HTMLResponse:
-    return result_page(request, connected.session, ok=True, connection=connection_view(connected.connection))
+    return result_page(request, connected.session, ok=True, connection=connection_view(connected.connection), display_name=connected.display_name)
 
 
 @router.get("/oauth/callback", response_class=HTMLResponse)

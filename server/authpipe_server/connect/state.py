@@ -1,6 +1,6 @@
 """The OAuth `state`: CSRF protection and the memory of an authorization in flight.
 
-RFC 9700 §4.7.1 / SECURITY.md rule 2: one-time, ≥128 bits (we use 256), bound to the connect
+RFC 9700 §4.7.1: one-time, ≥128 bits (we use 256), bound to the connect
 session and to the browser that started the flow (connect.browser), short-lived, stored hashed,
 consumed on first use. It also remembers the issuer the request went to (RFC 9207) and the PKCE
 verifier (sealed by the vault).

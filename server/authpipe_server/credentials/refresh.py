@@ -5,7 +5,7 @@ processes: the connection's advisory lock (PostgreSQL, credentials.locking; no p
 is held while the provider answers), and a re-check once it is held — if another process
 refreshed meanwhile, its result is used and the provider is not called again.
 
-Failures are classified (SECURITY.md, "Failure classes"): a gone grant makes the connection
+Failures are classified (providers/errors.py): a gone grant makes the connection
 `revoked`; a provider or network having a bad time changes nothing the caller can see while the
 current token is valid, and is retried with backoff; still failing once the token has run out,
 the connection becomes `error`; a later success makes it `active` again.

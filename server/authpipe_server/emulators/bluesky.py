@@ -201,6 +201,28 @@ class BlueskyEmulator:
             del self.refresh_tokens[jti]
         return {"revoked": name, "deleted_refresh_tokens": len(doomed)}
 
+    def revoke_signed_in_with(self, refresh_jwt: str) -> bool:
+        """The user revokes the app password a session signed in with (its refresh tokens go with
+        it), then makes one with the same name and value again, so the sandbox's sign-in hint
+        still works for the next connection. False when the token isn't one of this server's."""
+        try:
+            _, claims = hs256_jwt.decode(refresh_jwt, self._key)
+        except hs256_jwt.InvalidJwt:
+            return False
+        record = self.refresh_tokens.get(str(claims.get("jti")))
+        account = self.accounts.get(str(claims.get("sub")))
+        if record is None or account is None:
+            return False
+        if record.app_password is None or record.app_password not in account.app_passwords:
+            # Signed in with the account password: what the user can revoke is the session.
+            for jti in [jti for jti, r in self.refresh_tokens.items() if r.did == account.did and r.app_password is None]:
+                del self.refresh_tokens[jti]
+            return True
+        kept = account.app_passwords[record.app_password]
+        self.revoke_app_password(account.did, kept.name)
+        account.app_passwords[kept.name] = kept
+        return True
+
     def _find(self, actor: str) -> Account | None:
         """By DID (exactly: a did:web may hold capitals), or handle or email (case-insensitively)."""
         if actor in self.accounts:

@@ -43,8 +43,10 @@ def consent_page(
     user_id: str,
     selectable: bool,
     error: str | None = None,
+    note: str | None = None,
 ) -> HTMLResponse:
-    """`selectable`: the person may untick scopes (Facebook lets users decline permissions)."""
+    """`selectable`: the person may untick scopes (Facebook lets users decline permissions);
+    `note`: a paragraph explaining the page (why Instagram's consent is Facebook's)."""
     html = _templates.get_template("consent.html").render(
         provider=provider,
         app_name=app_name,
@@ -53,6 +55,7 @@ def consent_page(
         user_id=user_id,
         selectable=selectable,
         error=error,
+        note=note,
     )
     return HTMLResponse(html, status_code=400 if error else 200)
 

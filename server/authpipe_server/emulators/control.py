@@ -49,6 +49,8 @@ class _Strict(pydantic.BaseModel):
 class FaultIn(_Strict):
     mode: FaultMode
     count: int = pydantic.Field(1, ge=1)
+    seconds: float | None = pydantic.Field(None, gt=0, le=86400)
+    """Instead of `count` calls: every call for this long (an outage)."""
     kind: CallKind | None = None
     retry_after: int = pydantic.Field(1, ge=0)
     delay: float = pydantic.Field(1.0, ge=0)
@@ -147,7 +149,7 @@ def control_router(emulator: Controllable) -> APIRouter:
 
     @router.get("/faults")
     async def list_faults() -> dict[str, Any]:
-        return {"faults": [dataclasses.asdict(fault) for fault in core.faults.pending()]}
+        return {"faults": [dataclasses.asdict(fault) for fault in core.faults.pending(core.now())]}
 
     @router.post("/faults", status_code=201)
     async def add_fault(request: Request) -> dict[str, Any]:
@@ -159,6 +161,7 @@ def control_router(emulator: Controllable) -> APIRouter:
             retry_after=spec.retry_after,
             delay=spec.delay,
             then=spec.then,
+            until=core.now() + spec.seconds if spec.seconds is not None else None,
         )
         return dataclasses.asdict(fault)
 

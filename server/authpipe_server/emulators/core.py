@@ -42,7 +42,8 @@ class Clock:
 
 @dataclasses.dataclass
 class Fault:
-    """The next `remaining` calls (of `kind`, or of any kind when None) fail with `mode`."""
+    """The next `remaining` calls (of `kind`, or of any kind when None) fail with `mode`; or,
+    when `until` is set (emulator clock), every such call until then: an outage of some minutes."""
 
     id: int
     mode: FaultMode
@@ -51,6 +52,7 @@ class Fault:
     retry_after: int = 1
     delay: float = 1.0
     then: Literal["504", "close"] = "504"
+    until: float | None = None
 
 
 class FaultPlan:
@@ -63,18 +65,24 @@ class FaultPlan:
         self._faults.append(fault)
         return fault
 
-    def take(self, kind: CallKind) -> Fault | None:
-        """Consumes one use of the first fault that applies to `kind`."""
+    def take(self, kind: CallKind, now: float) -> Fault | None:
+        """Consumes one use of the first fault that applies to `kind` (a timed one is not used up)."""
+        self._expire(now)
         for fault in self._faults:
             if fault.kind in (None, kind):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
+                if fault.until is None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
                 return fault
         return None
 
-    def pending(self) -> list[Fault]:
+    def pending(self, now: float) -> list[Fault]:
+        self._expire(now)
         return list(self._faults)
+
+    def _expire(self, now: float) -> None:
+        self._faults = [fault for fault in self._faults if fault.until is None or fault.until > now]
 
     def clear(self) -> int:
         cleared = len(self._faults)
@@ -163,7 +171,7 @@ class EmulatorCore(Generic[SettingsT]):
     async def gate(self, kind: CallKind, failure: FailureBuilder) -> Response | None:
         """Counts the call; returns the injected failure for it, if any, else None."""
         self.counts[kind] += 1
-        fault = self.faults.take(kind)
+        fault = self.faults.take(kind, self.now())
         if fault is None:
             return None
         if fault.mode == "timeout":

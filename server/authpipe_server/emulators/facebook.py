@@ -13,7 +13,6 @@ Any `vNN.N` version segment is accepted, and so are unversioned paths, as on the
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import re
 import secrets
 import time
@@ -43,6 +42,12 @@ _VERSION = re.compile(r"v\d+\.\d+")
 _PERMISSION = re.compile(r"[a-z_]+")
 
 # Revocation reason (control API) -> the error subcode and message Graph answers with.
+INSTAGRAM_NOTE = (
+    "Why Facebook? Instagram accounts connect through Facebook Login: the Instagram Graph API reaches a "
+    "professional (Business or Creator) Instagram account through the Facebook Page it is linked to, so you "
+    "sign in and approve on Facebook, then choose the Page whose Instagram account the app may use."
+)
+
 _REVOCATION_ERRORS = {
     "deauthorized": (458, "Error validating access token: The user has not authorized application {app_id}."),
     "password_changed": (
@@ -180,16 +185,20 @@ class FacebookEmulator:
         self.pages: dict[str, tuple[str, FacebookPage]] = {}  # page id -> (owner user id, page)
         self.instagram: dict[str, tuple[str, InstagramAccount]] = {}  # IG user id -> (page id, account)
         self.page_tokens: dict[tuple[str, str], AccessToken] = {}  # (user token, page id) -> page token
-        self._ids = itertools.count(101)
+        self._last_id = 100
         for user in DEFAULT_USERS:
             self._add_user(user.model_copy(deep=True))
 
+    def _next_id(self) -> int:
+        self._last_id += 1
+        return self._last_id
+
     def _add_user(self, user: FacebookUser) -> FacebookUser:
-        user.id = user.id or f"1000000000{next(self._ids):05d}"
+        user.id = user.id or f"1000000000{self._next_id():05d}"
         for page in user.pages:
-            page.id = page.id or f"2000000000{next(self._ids):05d}"
+            page.id = page.id or f"2000000000{self._next_id():05d}"
             if page.instagram is not None:
-                page.instagram.id = page.instagram.id or f"178414000{next(self._ids):08d}"
+                page.instagram.id = page.instagram.id or f"178414000{self._next_id():08d}"
         taken = [user.id] if user.id in self.users else []
         taken += [page.id for page in user.pages if page.id in self.pages]
         taken += [page.instagram.id for page in user.pages if page.instagram and page.instagram.id in self.instagram]
@@ -320,6 +329,7 @@ class FacebookEmulator:
             user_id=user_id,
             selectable=True,
             error=error,
+            note=INSTAGRAM_NOTE if any(scope.startswith("instagram_") for scope in auth.scopes) else None,
         )
 
     async def dialog_page(self, request: Request) -> Response:

@@ -272,6 +272,18 @@ class OAuthState:
         if grant.revoked is None:
             grant.revoked = reason
 
+    def grant_of(self, token: str) -> Grant | None:
+        """The grant an access or refresh token issued here hangs off."""
+        issued: AccessToken | RefreshToken | None = self.access.get(token) or self.refresh.get(token)
+        return self.grants.get(issued.grant_id) if issued is not None else None
+
+    def expire_access(self, grant: Grant, now: float) -> int:
+        """End every access token of the grant now, as if their lifetime had run out."""
+        tokens = [t for t in self.access.values() if t.grant_id == grant.id and (t.expires_at is None or t.expires_at > now)]
+        for token in tokens:
+            token.expires_at = now
+        return len(tokens)
+
     def revoke(self, user_id: str, client_id: str | None, reason: str) -> int:
         """Revokes every live grant of the user (to one client, or to all); returns how many."""
         revoked = 0

@@ -1,18 +1,21 @@
 """One health check of one connection.
 
-The provider's cheapest "who am I" call (PROVIDERS.md). A 401 first tries a refresh (the token
+The provider's cheapest "who am I" call (docs/providers/). A 401 first tries a refresh (the token
 may simply have expired); a provider refusing the grant makes the connection `revoked`; a 429,
-5xx or timeout changes no status (SECURITY.md: never confuse a bad day with a gone grant). A
+5xx or timeout changes no status (never confuse a bad day with a gone grant). A
 check also keeps the account's name and resources current. Bluesky is checked through
 refreshSession: a revoked app password leaves access JWTs working for up to two hours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authpipe_server.connections.schedule import check_due
 from authpipe_server.connections.service import mark_revoked
@@ -49,14 +52,14 @@ class HealthChecker:
             if found.spec.refresh == "bluesky_session":
                 row = await self._refreshed(row)
                 if row.status == "revoked":
-                    return row
+                    return await self._checked(row)
             tokens = await unseal(runtime.vault, row)
             try:
                 described = await found.provider.check(tokens)
             except AccessTokenRejected:
                 row = await self._refreshed(row)  # perhaps only expired: refresh, then look again
                 if row.status == "revoked" or row.last_refreshed_at is None or row.refresh_failures:
-                    return row
+                    return await self._checked(row)  # the refresh's verdict is the check's
                 tokens = await unseal(runtime.vault, row)
                 try:
                     described = await found.provider.check(tokens)
@@ -72,6 +75,31 @@ class HealthChecker:
     async def _refreshed(self, row: Connection) -> Connection:
         return await self.runtime.refresher.refresh(row.id, seen=row.secrets)
 
+    @contextlib.asynccontextmanager
+    async def _recording(self, row: Connection) -> AsyncIterator[tuple[AsyncSession, Connection, datetime]]:
+        """The check's write: the connection as stored now, stamped checked and unclaimed."""
+        async with self.runtime.db.writing() as session:
+            current = await session.get(Connection, row.id)
+            if current is None:
+                raise ConnectionGone(row.id)
+            now = utcnow()
+            current.last_checked_at = now
+            current.check_claimed_until = None
+            yield session, current, now
+
+    def _soon(self, now: datetime, at_least: float = 0.0) -> datetime:
+        """When to look again after a check that could not conclude."""
+        return now + timedelta(seconds=max(at_least, min(self.runtime.settings.health_interval, 300.0)))
+
+    async def _checked(self, row: Connection) -> Connection:
+        """A check its refresh concluded (a revoked grant, a failed refresh): it still happened."""
+        async with self._recording(row) as (_, current, now):
+            if current.status != "revoked":  # a failed refresh: look again soon, as after a transient failure
+                current.check_due_at = self._soon(now)
+        outcome = "revoked" if current.status == "revoked" else "failed"
+        self.runtime.metrics.checks.labels(provider=row.provider, outcome=outcome).inc()
+        return current
+
     async def _healthy(self, row: Connection, tokens: TokenSet, described: Described) -> Connection:
         runtime = self.runtime
         resources = [{"id": r.id, "name": r.name} for r in described.resources]
@@ -82,14 +110,8 @@ class HealthChecker:
             probe = Connection(id=row.id, project_id=row.project_id, tenant_id=row.tenant_id)
             await seal(runtime.vault, probe, replace(tokens, resource_tokens=described.resource_tokens))
             sealed = probe.secrets
-        async with runtime.db.writing() as session:
-            current = await session.get(Connection, row.id)
-            if current is None:
-                raise ConnectionGone(row.id)
-            now = utcnow()
-            current.last_checked_at = now
+        async with self._recording(row) as (session, current, now):
             current.check_due_at = check_due(runtime.settings.health_interval, now)
-            current.check_claimed_until = None
             if changed:
                 current.account_id, current.account_name = account
                 if resources:
@@ -102,14 +124,9 @@ class HealthChecker:
         return current
 
     async def _revoked(self, row: Connection, exc: GrantRevoked) -> Connection:
-        async with self.runtime.db.writing() as session:
-            current = await session.get(Connection, row.id)
-            if current is None:
-                raise ConnectionGone(row.id)
+        async with self._recording(row) as (session, current, _):
             if current.status != "revoked":
                 await mark_revoked(session, current, exc.code, exc.message)
-            current.last_checked_at = utcnow()
-            current.check_claimed_until = None
         self.runtime.metrics.checks.labels(provider=row.provider, outcome="revoked").inc()
         return current
 
@@ -117,16 +134,9 @@ class HealthChecker:
         """Nothing changes status; the next check waits at least as long as the provider asked."""
         failure = exc if isinstance(exc, ProviderFailure) else ProviderFailure("provider_not_configured", str(exc))
         retry_after = failure.retry_after if isinstance(failure, ProviderUnavailable) else None
-        async with self.runtime.db.writing() as session:
-            current = await session.get(Connection, row.id)
-            if current is None:
-                raise ConnectionGone(row.id)
-            now = utcnow()
-            current.last_checked_at = now
+        async with self._recording(row) as (_, current, now):
             current.last_error_code, current.last_error_message, current.last_error_at = failure.code[:64], failure.message[:1024], now
-            delay = max(retry_after or 0.0, min(self.runtime.settings.health_interval, 300.0))
-            current.check_due_at = now + timedelta(seconds=delay)
-            current.check_claimed_until = None
+            current.check_due_at = self._soon(now, retry_after or 0.0)
         self.runtime.metrics.checks.labels(provider=row.provider, outcome="failed").inc()
         log.info("health check of %s at %s failed transiently (%s)", row.id, row.provider, failure.code)
         return current

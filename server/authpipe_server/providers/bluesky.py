@@ -1,4 +1,4 @@
-"""Bluesky with app passwords (PROVIDERS.md §5): identifier → DID → DID document → PDS →
+"""Bluesky with app passwords (docs/providers/bluesky.md): identifier → DID → DID document → PDS →
 createSession, and refreshSession with rotation. The PDS origin and the DID are kept (sealed)
 beside the tokens.
 

@@ -1,4 +1,4 @@
-"""How a provider call can fail. The classes must never be confused (SECURITY.md): a gone grant
+"""How a provider call can fail. The classes must never be confused: a gone grant
 marks a connection revoked; a provider or network having a bad time never does."""
 
 from __future__ import annotations

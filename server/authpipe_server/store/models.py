@@ -62,6 +62,8 @@ class SecretKey(Base):
     key_hash: Mapped[str] = mapped_column(HASH, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    """To the minute at best: written at most once a minute per key (projects.KeyUseRecorder)."""
 
 
 class TenantKey(Base):
@@ -241,3 +243,18 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(1024))
+
+
+class WorkerHeartbeat(Base):
+    """A process running background work (`serve` with workers on, or `worker`), last seen alive
+    at `seen_at`. Its row goes at clean shutdown; a crashed process's row is purged once stale
+    (background.heartbeat)."""
+
+    __tablename__ = "worker_heartbeats"
+    id: Mapped[str] = _id("proc")
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    """`serve` or `worker`: the command the process runs."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

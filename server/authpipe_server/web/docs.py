@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from authpipe_server.web.render import SECURITY_HEADERS, render
+from authpipe_server.web.render import render
 
 ASSETS_PATH = "/docs/assets"
 
@@ -23,18 +23,11 @@ router = APIRouter(include_in_schema=False)
 assets = StaticFiles(directory=Path(str(files("fastapi_offline") / "static")))
 
 
-# The pages' policy plus one directive: Swagger UI fetches /openapi.json (and sends "Try it out"
-# requests) with fetch(), which default-src 'none' would block; connect-src 'self' keeps them on
-# this origin. Nothing else is relaxed: no inline script, and no inline style is needed.
-DOCS_POLICY = f"{SECURITY_HEADERS['Content-Security-Policy']}; connect-src 'self'"
-
-
 @router.get("/docs", response_class=HTMLResponse)
 async def docs(request: Request) -> HTMLResponse:
     return render(
         request,
         "docs.html",
-        headers={"Content-Security-Policy": DOCS_POLICY},
         openapi_url=request.app.openapi_url,
         assets=ASSETS_PATH,
     )

@@ -128,15 +128,15 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """`authpipe dev` in a fresh directory on a free port; stopped with SIGINT afterwards."""
+    """`authpipe dev --port N` in a fresh directory on a free port, as `make run PORT=N` starts it
+    (no AUTHPIPE_PUBLIC_URL: the public URL must follow the port); stopped with SIGINT afterwards."""
     directory = tmp_path_factory.mktemp("sandbox")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHPIPE_")}
-    env |= {"AUTHPIPE_PORT": str(port), "AUTHPIPE_PUBLIC_URL": url}
     log = directory / "authpipe-dev.log"
     with log.open("w") as out:
-        process = subprocess.Popen([*authpipe_command(), "dev"], cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*authpipe_command(), "dev", "--port", str(port)], cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         key_file = directory / ".authpipe" / "default-secret-key"
         deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ import pytest
 from authpipe_server.api.app import create_app
 from authpipe_server.config import load_settings
 from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, serve_in_thread
-from authpipe_server.sandbox_providers import EMULATOR_OF, FACTORIES, overrides
+from authpipe_server.sandbox.providers import EMULATOR_OF, FACTORIES, overrides
 from tests.conftest import make_project, new_master_key
 
 

@@ -1,4 +1,4 @@
-"""The connect flow under attack and failure (SECURITY.md): every bad callback is a 4xx page with
+"""The connect flow under attack and failure (docs/security.md): every bad callback is a 4xx page with
 a code, never a stack trace, and stores nothing."""
 
 from __future__ import annotations

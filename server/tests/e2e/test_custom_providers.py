@@ -198,11 +198,12 @@ def sign_in(authpipe: Authpipe, provider: str) -> tuple[str, httpx.Response]:
 
 def test_declared_from_its_issuer_alone_connects_end_to_end(authpipe: Authpipe, stand_in: StandIn) -> None:
     server = stand_in.add("compliant")
-    declared = declare(authpipe, "acme", issuer=server.issuer)
+    declared = declare(authpipe, "acme-crm", issuer=server.issuer, display_name="Acme CRM")
     assert declared.status_code == 200, declared.text
     assert declared.json()["configured"] is True
 
-    authorization_url, callback = sign_in(authpipe, "acme")
+    authorization_url, callback = sign_in(authpipe, "acme-crm")
+    assert "Your Acme CRM account" in callback.text  # its display name, not "Acme-crm"
     assert authorization_url.startswith(f"{server.issuer}/authorize?") and "code_challenge_method=S256" in authorization_url
     outcome = result_of(callback.text)["message"]
     assert outcome["ok"] is True, outcome

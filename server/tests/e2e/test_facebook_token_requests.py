@@ -12,7 +12,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, serve_in_thread
-from authpipe_server.sandbox_providers import FACTORIES, overrides
+from authpipe_server.sandbox.providers import FACTORIES, overrides
 from tests.e2e.conftest import Authpipe, connect
 
 

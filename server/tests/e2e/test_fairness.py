@@ -13,7 +13,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-import httpx
 import pytest
 
 from authpipe_server.api.app import create_app

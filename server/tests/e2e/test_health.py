@@ -44,6 +44,7 @@ def test_revoked_grant_is_found_by_a_check(authpipe: Authpipe) -> None:
     control(authpipe, "spotify", "revoke", user_id="sandbox_user")
     checked = check(authpipe, conn["id"])  # /me answers 401 → refresh → invalid_grant
     assert checked["status"] == "revoked" and checked["last_error"]["code"] == "invalid_grant"
+    assert checked["last_checked_at"] is not None  # the refresh found it, inside a check
     assert events(authpipe, conn["id"])[-1] == "connection.revoked"
     assert authpipe.api.get("/v1/credentials", params={"provider": "spotify", **WHO}).status_code == 410
 
@@ -74,7 +75,8 @@ def test_bluesky_revoked_app_password_is_found_although_the_access_jwt_works(aut
     httpx.delete(f"{emulator(authpipe, 'bluesky')}/_control/users/sandbox.test/app-passwords/authpipe").raise_for_status()
     session = httpx.get(f"{emulator(authpipe, 'bluesky')}/xrpc/com.atproto.server.getSession", headers={"Authorization": f"Bearer {access}"})
     assert session.status_code == 200  # the stateless access JWT still works...
-    assert check(authpipe, conn["id"])["status"] == "revoked"  # ...but the check goes through refreshSession
+    checked = check(authpipe, conn["id"])  # ...but the check goes through refreshSession
+    assert checked["status"] == "revoked" and checked["last_checked_at"] is not None
 
 
 @pytest.mark.parametrize("mode", ["500", "timeout", "429"])

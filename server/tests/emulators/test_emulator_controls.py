@@ -262,3 +262,21 @@ def test_sandbox_app_can_be_left_out() -> None:
         params = {"client_id": "sandbox-client", "response_type": "code", "redirect_uri": "http://127.0.0.1:1/cb"}
         page = httpx.get(f"{url}/accounts/authorize", params=params)
         assert page.status_code == 400 and "INVALID_CLIENT" in page.text
+
+
+def test_a_timed_fault_is_an_outage_until_the_clock_passes_it(spotify_emu: Any) -> None:
+    emu = spotify_emu
+    tokens = spotify_tokens(emu)
+    emu.fault("500", seconds=300)
+    for _ in range(3):  # not used up by calls
+        assert spotify_me(emu, tokens["access_token"]).status_code == 500
+    [pending] = emu.control("GET", "/faults")["faults"]
+    assert pending["until"] is not None and pending["mode"] == "500"
+    emu.control("POST", "/time", {"advance": 301})
+    assert emu.control("GET", "/faults") == {"faults": []}
+    assert spotify_me(emu, tokens["access_token"]).status_code in (200, 401)  # answering again (the token aged too)
+
+
+def test_a_timed_fault_must_be_a_sane_duration(spotify_emu: Any) -> None:
+    for seconds in (0, -5, 86401, "soon"):
+        spotify_emu.control("POST", "/faults", {"mode": "500", "seconds": seconds}, status=422)

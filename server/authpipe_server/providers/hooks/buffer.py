@@ -1,5 +1,5 @@
 """Buffer's GraphQL API reports a dead token either as HTTP 401 or, per its guide, as HTTP 200
-with `errors[].extensions.code` UNAUTHENTICATED / UNAUTHORIZED (PROVIDERS.md §4)."""
+with `errors[].extensions.code` UNAUTHENTICATED / UNAUTHORIZED (docs/providers/buffer.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Facebook: no refresh tokens, Graph-shaped errors, and Pages as resources (PROVIDERS.md §2).
+"""Facebook: no refresh tokens, Graph-shaped errors, and Pages as resources (docs/providers/facebook.md).
 
 - After the code exchange the short-lived user token is swapped for a long-lived one
   (`grant_type=fb_exchange_token`), and renewed the same way while it is still valid.

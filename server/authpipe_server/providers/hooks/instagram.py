@@ -1,4 +1,4 @@
-"""Instagram through Facebook Login (PROVIDERS.md §3A): Facebook's tokens and errors; the
+"""Instagram through Facebook Login (docs/providers/instagram.md): Facebook's tokens and errors; the
 connection's account is the Instagram professional account linked to one of the user's Pages."""
 
 from __future__ import annotations

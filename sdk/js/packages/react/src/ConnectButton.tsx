@@ -1,8 +1,23 @@
 'use client';
 
+import { useId } from 'react';
 import type { ButtonHTMLAttributes, CSSProperties, MouseEvent, ReactNode } from 'react';
 import { useConnect } from './useConnect.js';
 import type { AuthpipeConnection, ConnectError, ConnectStatus } from './useConnect.js';
+
+/** What a function passed as `children` receives. */
+export interface ConnectButtonRenderState {
+  /** The flow's status; `'connected'` also while the `connected` prop says so and no flow runs. */
+  status: ConnectStatus;
+  /** Why the last attempt failed, or null. */
+  error: ConnectError | null;
+  /** The `connected` prop is set: the user already has a connection at this provider. */
+  connected: boolean;
+  /** The account name given as `connected`, or null (`connected={true}`, or not connected). */
+  accountName: string | null;
+  /** The provider's display name: "Spotify", "GitHub", … */
+  providerName: string;
+}
 
 export interface ConnectButtonProps
   extends Omit<ButtonHTMLAttributes<HTMLButtonElement>, 'type' | 'onError' | 'children' | 'disabled' | 'className'> {
@@ -13,8 +28,20 @@ export interface ConnectButtonProps
   disabled?: boolean;
   /** Added after the stable class `authpipe-connect-button`. */
   className?: string;
-  /** Button label. Default: "Connect {Provider}". */
-  children?: ReactNode;
+  /**
+   * The user already has a connection at this provider (your backend knows: `GET /v1/connections`).
+   * `true`, or the connection's account name (`connection.account.name`). The button then shows
+   * the "already connected" state: the line "Connected as {name}" (or "Connected to {Provider}")
+   * and a "Reconnect {Provider}" button, which starts the flow again (to switch account or re-grant).
+   * `false`, `null`, `undefined` or `''`: not connected.
+   */
+  connected?: boolean | string | null;
+  /**
+   * The label when not connected (default "Connect {Provider}"); or a function of the state
+   * (`{ status, error, connected, accountName, providerName }`) that returns the label in every
+   * state, in which case the "Connected as …" line is not rendered: the function shows what it wants.
+   */
+  children?: ReactNode | ((state: ConnectButtonRenderState) => ReactNode);
 }
 
 const DISPLAY_NAMES: Record<string, string> = {
@@ -69,12 +96,20 @@ function announcement(status: ConnectStatus, error: ConnectError | null): string
   }
 }
 
+function connectedText(accountName: string | null, providerName: string): string {
+  return accountName ? `Connected as ${accountName}` : `Connected to ${providerName}`;
+}
+
 /**
  * A button that connects the current user's account at `provider` through Authpipe.
  *
  * Unstyled by default (class `authpipe-connect-button`); `import '@authpipe/react/styles.css'` for a
  * ready-made look. Renders a real `<button type="button">` with `aria-busy` while connecting, and a
  * visually hidden live region that announces "Connecting…", "Connected" or the error.
+ *
+ * With `connected` set it renders the "already connected" state: a visible line (class
+ * `authpipe-connect-account`, "Connected as ada") that describes the button (`aria-describedby`),
+ * and the button, labelled "Reconnect {Provider}", starts the flow again.
  */
 export function ConnectButton({
   provider,
@@ -82,6 +117,7 @@ export function ConnectButton({
   onError,
   disabled,
   className,
+  connected,
   children,
   onClick,
   ...rest
@@ -90,6 +126,12 @@ export function ConnectButton({
   if (onSuccess) options.onSuccess = onSuccess;
   if (onError) options.onError = onError;
   const { connect, status, error } = useConnect(provider, options);
+  const accountLineId = useId();
+
+  const isConnected = connected !== undefined && connected !== null && connected !== false && connected !== '';
+  const accountName = typeof connected === 'string' && connected !== '' ? connected : null;
+  const providerName = providerDisplayName(provider);
+  const shownStatus: ConnectStatus = isConnected && status === 'idle' ? 'connected' : status;
 
   const handleClick = (event: MouseEvent<HTMLButtonElement>) => {
     onClick?.(event);
@@ -97,18 +139,38 @@ export function ConnectButton({
     connect();
   };
 
+  let label: ReactNode;
+  let accountLine: ReactNode = null;
+  if (typeof children === 'function') {
+    label = children({ status: shownStatus, error, connected: isConnected, accountName, providerName });
+  } else if (isConnected) {
+    label = `Reconnect ${providerName}`;
+    accountLine = (
+      <span id={accountLineId} className="authpipe-connect-account">
+        {connectedText(accountName, providerName)}
+      </span>
+    );
+  } else {
+    label = children ?? `Connect ${providerName}`;
+  }
+
+  const describedBy = [accountLine ? accountLineId : null, rest['aria-describedby']].filter(Boolean).join(' ');
+
   return (
     <>
+      {accountLine}
       <button
         {...rest}
         type="button"
         className={className ? `authpipe-connect-button ${className}` : 'authpipe-connect-button'}
         disabled={disabled}
         aria-busy={status === 'connecting'}
-        data-status={status}
+        aria-describedby={describedBy || undefined}
+        data-status={shownStatus}
+        data-connected={isConnected ? 'true' : undefined}
         onClick={handleClick}
       >
-        {children ?? `Connect ${providerDisplayName(provider)}`}
+        {label}
       </button>
       <span role="status" aria-live="polite" aria-atomic="true" className="authpipe-visually-hidden" style={VISUALLY_HIDDEN}>
         {announcement(status, error)}

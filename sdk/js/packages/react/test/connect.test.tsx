@@ -1,9 +1,10 @@
 import { act, fireEvent, render, screen } from '@testing-library/react';
+import { userEvent } from '@testing-library/user-event';
 import { StrictMode } from 'react';
 import type { ReactElement, ReactNode } from 'react';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AuthpipeProvider, ConnectButton, POPUP_POLL_MS, providerDisplayName, useConnect } from '../src/index.js';
-import type { ConnectButtonProps } from '../src/index.js';
+import type { ConnectButtonProps, ConnectButtonRenderState } from '../src/index.js';
 
 const BASE = 'https://auth.example.test';
 const TOKEN = 'ap_cs_test_token';
@@ -143,6 +144,144 @@ describe('ConnectButton rendering and accessibility', () => {
   it('outside an AuthpipeProvider it throws a clear error', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {});
     expect(() => render(<ConnectButton provider="spotify" />)).toThrow(/AuthpipeProvider/);
+  });
+});
+
+describe('already connected (the connected prop)', () => {
+  it('connected="ada": a "Connected as ada" line that describes a "Reconnect Spotify" button', () => {
+    const { button, live } = setup({ connected: 'ada' });
+    expect(button.textContent).toBe('Reconnect Spotify');
+    expect(button.getAttribute('data-status')).toBe('connected');
+    expect(button.getAttribute('data-connected')).toBe('true');
+    expect(button.getAttribute('aria-busy')).toBe('false');
+    const line = screen.getByText('Connected as ada');
+    expect(line.className).toBe('authpipe-connect-account');
+    expect(line.id).not.toBe('');
+    expect(button.getAttribute('aria-describedby')).toBe(line.id);
+    expect(screen.getByRole('button', { name: 'Reconnect Spotify', description: 'Connected as ada' })).toBe(button);
+    // Nothing happened yet, so nothing is announced.
+    expect(live.textContent).toBe('');
+  });
+
+  it('connected={true} (no account name): "Connected to Spotify"', () => {
+    const { button } = setup({ connected: true });
+    expect(screen.getByText('Connected to Spotify')).toBeTruthy();
+    expect(button.textContent).toBe('Reconnect Spotify');
+  });
+
+  it.each([false, null, undefined, ''])('connected=%j is the plain "Connect Spotify" state', (connected) => {
+    const { button } = setup({ connected });
+    expect(button.textContent).toBe('Connect Spotify');
+    expect(button.getAttribute('data-status')).toBe('idle');
+    expect(button.hasAttribute('data-connected')).toBe(false);
+    expect(button.hasAttribute('aria-describedby')).toBe(false);
+    expect(screen.queryByText(/^Connected/)).toBeNull();
+  });
+
+  it("keeps the caller's aria-describedby next to the account line", () => {
+    const { button } = setup({ connected: 'ada', 'aria-describedby': 'help' });
+    const line = screen.getByText('Connected as ada');
+    expect(button.getAttribute('aria-describedby')).toBe(`${line.id} help`);
+  });
+
+  it('two buttons on one page get distinct account-line ids', () => {
+    vi.spyOn(window, 'open').mockReturnValue(null);
+    render(
+      <AuthpipeProvider baseUrl={BASE} getSessionToken={() => Promise.resolve(TOKEN)}>
+        <ConnectButton provider="spotify" connected="ada" />
+        <ConnectButton provider="github" connected="octocat" />
+      </AuthpipeProvider>,
+    );
+    const spotify = screen.getByRole('button', { name: 'Reconnect Spotify' });
+    const github = screen.getByRole('button', { name: 'Reconnect GitHub' });
+    expect(spotify.getAttribute('aria-describedby')).not.toBe(github.getAttribute('aria-describedby'));
+    expect(document.getElementById(github.getAttribute('aria-describedby')!)!.textContent).toBe('Connected as octocat');
+  });
+
+  it('Reconnect is reachable with Tab and starts the flow with Enter (popup opened synchronously) and with Space', async () => {
+    // Real timers here: Testing Library's async wrapper around user-event waits on a real
+    // setTimeout(0), which this file's fake timers would never fire.
+    vi.useRealTimers();
+    const user = userEvent.setup();
+    const { button, open, popup, onSuccess, log } = setup({ connected: 'ada' });
+    await user.tab();
+    expect(document.activeElement).toBe(button);
+    await user.keyboard('{Enter}');
+    expect(open).toHaveBeenCalledTimes(1);
+    expect(log.slice(0, 2)).toEqual(['open', 'getSessionToken']);
+    expect(button.getAttribute('data-status')).toBe('connecting');
+    expect(button.getAttribute('aria-busy')).toBe('true');
+    expect(button.textContent).toBe('Reconnect Spotify');
+    await settle();
+    expect(popup!.location.href).toBe(`${BASE}/connect/spotify?session=${TOKEN}`);
+    post({ type: 'authpipe:connect', ok: true, connection: CONNECTION }, { source: popup });
+    expect(onSuccess).toHaveBeenCalledWith(CONNECTION);
+    expect(button.getAttribute('data-status')).toBe('connected');
+
+    popup!.closed = false;
+    await user.keyboard(' ');
+    expect(open).toHaveBeenCalledTimes(2);
+  });
+
+  it('a failed reconnect shows the error state and still says who is connected', async () => {
+    const { button, live, popup, onError } = setup({ connected: 'ada' });
+    fireEvent.click(button);
+    await settle();
+    post({ type: 'authpipe:connect', ok: false, code: 'access_denied' }, { source: popup });
+    expect(onError).toHaveBeenCalledWith({ code: 'access_denied' });
+    expect(button.getAttribute('data-status')).toBe('error');
+    expect(live.textContent).toBe('Connection failed (access_denied)');
+    expect(screen.getByText('Connected as ada')).toBeTruthy();
+  });
+
+  it('disabled in the connected state: nothing starts', () => {
+    const { button, open } = setup({ connected: 'ada', disabled: true });
+    fireEvent.click(button);
+    expect(open).not.toHaveBeenCalled();
+  });
+
+  it('follows the prop: switches from "Connect" to "Reconnect" when the app learns of the connection', async () => {
+    const { button, popup, rerender, getter } = setup();
+    fireEvent.click(button);
+    await settle();
+    post({ type: 'authpipe:connect', ok: true, connection: CONNECTION }, { source: popup });
+    expect(button.textContent).toBe('Connect Spotify');
+    rerender(
+      <AuthpipeProvider baseUrl={BASE} getSessionToken={getter}>
+        <ConnectButton provider="spotify" connected="ada" />
+      </AuthpipeProvider>,
+    );
+    expect(button.textContent).toBe('Reconnect Spotify');
+    expect(screen.getByText('Connected as ada')).toBeTruthy();
+  });
+
+  it('a function child renders the label from the state, in every state, without the account line', async () => {
+    const seen: ConnectButtonRenderState[] = [];
+    const label = (state: ConnectButtonRenderState) => {
+      seen.push(state);
+      return state.connected ? `${state.providerName}: ${state.accountName} (switch)` : `Link ${state.providerName}`;
+    };
+    const { button, rerender, getter, popup } = setup({ children: label });
+    expect(button.textContent).toBe('Link Spotify');
+    expect(seen.at(-1)).toEqual({ status: 'idle', error: null, connected: false, accountName: null, providerName: 'Spotify' });
+
+    rerender(
+      <AuthpipeProvider baseUrl={BASE} getSessionToken={getter}>
+        <ConnectButton provider="spotify" connected="ada">
+          {label}
+        </ConnectButton>
+      </AuthpipeProvider>,
+    );
+    expect(button.textContent).toBe('Spotify: ada (switch)');
+    expect(seen.at(-1)).toEqual({ status: 'connected', error: null, connected: true, accountName: 'ada', providerName: 'Spotify' });
+    expect(screen.queryByText('Connected as ada')).toBeNull();
+    expect(button.hasAttribute('aria-describedby')).toBe(false);
+
+    fireEvent.click(button);
+    expect(seen.at(-1)!.status).toBe('connecting');
+    await settle();
+    post({ type: 'authpipe:connect', ok: false, code: 'access_denied' }, { source: popup });
+    expect(seen.at(-1)).toMatchObject({ status: 'error', error: { code: 'access_denied' }, connected: true });
   });
 });
 

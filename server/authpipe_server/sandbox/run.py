@@ -1,5 +1,6 @@
-"""`authpipe dev`: the sandbox. SQLite and keys under `.authpipe/`, project `default` whose secret
-key is kept (mode 0600) so every start prints the same one."""
+"""Starting the sandbox: SQLite and keys under `.authpipe/`, project `default` whose secret key is
+kept (mode 0600) so every start prints the same one, its providers pointed at the emulators and its
+webhook at the inbox."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from authpipe_server.config import decode_master_key, load_settings
 from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from authpipe_server.providers.apps import app_row, save_app
 from authpipe_server.runtime import Runtime
-from authpipe_server.sandbox_providers import EMULATOR_OF, PREFIX, emulator_url, overrides
-from authpipe_server.server import serve
+from authpipe_server.sandbox import DEFAULT_PROJECT
+from authpipe_server.sandbox.providers import EMULATOR_OF, PREFIX, emulator_url, overrides
+from authpipe_server.sandbox.inbox import INBOX_PATH, point_webhook_at_inbox
+from authpipe_server.server import bind, serve
 from authpipe_server.vault.keys import KEY_BYTES
 
 DATA_DIR = Path(".authpipe")
-DEFAULT_PROJECT = "default"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -75,28 +77,56 @@ async def configure_sandbox_providers(runtime: Runtime, project_id: str) -> None
         )
 
 
-def run_sandbox(data_dir: Path = DATA_DIR) -> None:
-    data_dir.mkdir(mode=0o700, exist_ok=True)
+def display_host(host: str) -> str:
+    """The host part of a URL reaching `host` from this machine: a wildcard address is reached
+    on loopback, an IPv6 literal goes in brackets."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def run_sandbox(data_dir: Path = DATA_DIR, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve the sandbox on `host`:`port` (default AUTHPIPE_HOST / AUTHPIPE_PORT, else
+    127.0.0.1:8080). Unless AUTHPIPE_PUBLIC_URL is set, the public URL follows the address
+    actually bound, so the banner, the pages and every OAuth redirect agree."""
     env = dict(os.environ)
+    if host is not None:
+        env["AUTHPIPE_HOST"] = host
+    if port is not None:
+        env["AUTHPIPE_PORT"] = str(port)
     env.setdefault("AUTHPIPE_DATABASE_URL", f"sqlite:///{data_dir / 'authpipe.db'}")
     env.setdefault("AUTHPIPE_ACCESS_LOG", "on")  # the sandbox is for watching what happens
     env.setdefault("AUTHPIPE_EGRESS", "loopback")  # its provider emulators live on loopback
-    if not env.get("AUTHPIPE_MASTER_KEY"):
-        env["AUTHPIPE_MASTER_KEY"] = master_key(data_dir)
-    settings = load_settings(env)
+    wanted = load_settings(env)  # every variable checked before anything else happens
+    sock = bind(wanted.host, wanted.port, hint=f"make run PORT={wanted.port + 1} (or authpipe dev --port {wanted.port + 1})")
+    try:
+        env["AUTHPIPE_PORT"] = str(sock.getsockname()[1])  # port 0 asks for any free one
+        if not env.get("AUTHPIPE_PUBLIC_URL"):
+            env["AUTHPIPE_PUBLIC_URL"] = f"http://{display_host(wanted.host)}:{env['AUTHPIPE_PORT']}"
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+        if not env.get("AUTHPIPE_MASTER_KEY"):
+            env["AUTHPIPE_MASTER_KEY"] = master_key(data_dir)
+        settings = load_settings(env)
+    except BaseException:
+        sock.close()
+        raise
 
     async def announce(runtime: Runtime) -> None:
         project_id, secret = await default_project_key(runtime, data_dir)
         await configure_sandbox_providers(runtime, project_id)
+        await point_webhook_at_inbox(runtime, project_id)
         url = settings.public_url
         print(
             f"\n  Authpipe sandbox\n"
-            f"  Dashboard:   {url}/\n"
+            f"  Open:        {url}/\n"
             f"  Project:     {DEFAULT_PROJECT} ({project_id})\n"
             f"  Secret key:  {secret}\n"
             f"  Try:         curl -H 'Authorization: Bearer {secret}' {url}/v1/connections\n"
+            f"  Webhooks:    {url}{INBOX_PATH} (project {DEFAULT_PROJECT}'s deliveries, verified)\n"
             f"  Data:        {data_dir.resolve()} (SQLite, master key; delete it to start over)\n",
             flush=True,
         )
 
-    serve(settings, prepare=announce, sandbox=True)
+    serve(settings, prepare=announce, sandbox=data_dir, sock=sock)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
 from authpipe_server.emulators import bluesky, buffer, facebook, spotify
 
@@ -41,7 +41,7 @@ def overrides(provider: str, emulator_url: str) -> dict[str, str]:
 
 # provider → the emulator that plays it (Instagram through Facebook Login is Facebook's emulator)
 EMULATOR_OF = {"spotify": "spotify", "facebook": "facebook", "instagram": "facebook", "buffer": "buffer", "bluesky": "bluesky"}
-FACTORIES: dict[str, Callable[..., ASGIApp]] = {
+FACTORIES: dict[str, Callable[..., FastAPI]] = {
     "spotify": spotify.create_app,
     "facebook": facebook.create_app,
     "buffer": buffer.create_app,
@@ -50,9 +50,13 @@ FACTORIES: dict[str, Callable[..., ASGIApp]] = {
 
 
 def emulator_url(public_url: str, provider: str) -> str:
-    return f"{public_url}{PREFIX}/{EMULATOR_OF[provider]}"
+    return f"{public_url}{emulator_path(EMULATOR_OF[provider])}"
 
 
-def mounted_emulators(public_url: str) -> dict[str, ASGIApp]:
-    """Path → emulator app, for mounting in the sandbox server."""
-    return {f"{PREFIX}/{name}": factory(base_url=f"{public_url}{PREFIX}/{name}") for name, factory in FACTORIES.items()}
+def emulator_path(name: str) -> str:
+    return f"{PREFIX}/{name}"
+
+
+def mounted_emulators(public_url: str) -> dict[str, FastAPI]:
+    """Emulator name → its app (`app.state.emulator` is its state), for mounting at emulator_path."""
+    return {name: factory(base_url=f"{public_url}{emulator_path(name)}") for name, factory in FACTORIES.items()}
