@@ -38,8 +38,16 @@ run: $(VENV)/.run-installed
 
 test: test-python test-js
 
+# axe-core, for the browser tests' accessibility checks (server/tests/browser/accessibility.py).
+AXE := server/tests/browser/node_modules/axe-core/axe.min.js
+
+$(AXE): server/tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make: the browser tests need Node.js >= 20 and npm (for axe-core)" >&2; exit 1; }
+	cd server/tests/browser && npm ci --no-audit --no-fund
+	@touch $@
+
 # pytest's exit code 5 means it collected no tests: that is a failure here, never a pass.
-test-python: $(VENV)/.test-installed $(CHROMIUM)
+test-python: $(VENV)/.test-installed $(CHROMIUM) $(AXE)
 	cd server && ../$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 	$(PIP) install -q -e ./sdk/python && $(PY) -m pytest sdk/python/tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make: pytest collected no SDK tests" >&2; exit 1; fi; exit $$rc

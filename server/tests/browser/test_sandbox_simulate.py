@@ -13,6 +13,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 from standardwebhooks import Webhook
 
+from tests.browser.accessibility import assert_accessible
 from tests.browser.conftest import Sandbox
 
 
@@ -123,3 +124,14 @@ def test_buttons_refuse_a_post_from_another_origin(sandbox: Sandbox, context: An
     assert unknown.status == 400, unknown.status
     missing = context.request.get(f"{sandbox.url}/sandbox/connections/conn_NOPE")
     assert missing.status == 404, missing.status
+
+
+def test_sandbox_pages_have_no_serious_accessibility_problems(sandbox: Sandbox, context: Any) -> None:
+    page = context.new_page()
+    connection_id = connect(page, sandbox, "Spotify", "axe")
+    for path in ("/", f"/sandbox/connections/{connection_id}", "/sandbox/webhooks", "/sandbox/connected?error=access_denied"):
+        page.goto(sandbox.url + path)
+        assert_accessible(page)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{sandbox.url}/sandbox/connections/{connection_id}")
+    assert_accessible(page)
