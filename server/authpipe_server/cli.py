@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import getpass
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from authpipe_server import __version__
 from authpipe_server.config import Settings, decode_master_key, load_settings
+from authpipe_server.dashboard.accounts import MIN_PASSWORD_LENGTH
 from authpipe_server.errors import AuthpipeError, ConfigError
 from authpipe_server.store.db import Database, upgrade
 from authpipe_server.vault.keys import KEY_BYTES
@@ -118,6 +120,51 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         project_actions, "create", "create a project; prints its id and a secret key", "authpipe projects create acme"
     ).add_argument("name", help="1-64 lowercase letters, digits, '-' or '_'")
+
+    admins = _command(
+        commands,
+        "admins",
+        "dashboard operators",
+        "authpipe admins create ops@example.com",
+        "authpipe admins list",
+    )
+    admin_actions = admins.add_subparsers(dest="action", required=True, metavar="ACTION")
+    admin_create = _command(
+        admin_actions,
+        "create",
+        "create a dashboard operator",
+        "authpipe admins create ops@example.com                        # asks for the password twice",
+        "authpipe admins create support@example.com --project acme     # sees and changes project acme only",
+        "printf '%s\\n' \"$OPS_PASSWORD\" | authpipe admins create ops@example.com   # password from stdin",
+        description="Create an operator who signs in to the dashboard at /dashboard. The password (at least "
+        f"{MIN_PASSWORD_LENGTH} characters) is asked for twice on a terminal, or read from the first line of stdin "
+        "otherwise; it is stored only as an argon2id hash. Without --project the operator sees every project.",
+    )
+    admin_create.add_argument("email", metavar="EMAIL")
+    admin_create.add_argument(
+        "--project", action="append", default=[], metavar="NAME", help="limit the operator to this project (repeat for several)"
+    )
+    _command(
+        admin_actions,
+        "list",
+        "list dashboard operators: email, projects, created, active sessions",
+        "authpipe admins list",
+    )
+    _command(
+        admin_actions,
+        "delete",
+        "delete a dashboard operator; their sessions end at once",
+        "authpipe admins delete former@example.com",
+    ).add_argument("email", metavar="EMAIL")
+    _command(
+        admin_actions,
+        "reset-password",
+        "give an operator a new password; their sessions end at once",
+        "authpipe admins reset-password ops@example.com                # asks for the new password twice",
+        "printf '%s\\n' \"$NEW_PASSWORD\" | authpipe admins reset-password ops@example.com",
+        description="Give an operator a new password (asked for twice on a terminal, else the first line of stdin) "
+        "and sign them out everywhere: every session of theirs ends at once.",
+    ).add_argument("email", metavar="EMAIL")
 
     keys = _command(
         commands, "keys", "secret keys", "authpipe keys create --project acme", "authpipe keys list --project acme"
@@ -336,6 +383,127 @@ def cmd_tenants_shred(args: argparse.Namespace) -> None:
         print(f"shredded {report.keys} data key(s) of tenant {args.tenant_id}: its stored secrets are now unreadable; {revoked}")
 
 
+def read_password(prompt: str = "Password") -> str:
+    """A new password: typed twice on a terminal (not echoed), else the first line of stdin.
+    Checked (length) before anything is hashed or stored."""
+    from authpipe_server.dashboard.accounts import AccountError, check_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"{prompt} (at least {MIN_PASSWORD_LENGTH} characters): ")
+        check_password(password)
+        if getpass.getpass("Repeat it: ") != password:
+            raise AccountError("the two passwords differ; nothing was changed")
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise AccountError("no password on stdin: pipe it in as the first line, or run this on a terminal to be asked")
+        check_password(password)
+    return password
+
+
+def cmd_admins_create(args: argparse.Namespace) -> None:
+    from authpipe_server.dashboard import accounts
+
+    email = accounts.normalize_email(args.email)
+    settings = load_settings()
+
+    async def check(db: Database) -> None:
+        async with db.sessions() as session:
+            await accounts.project_ids_named(session, args.project)
+            if await accounts.find_operator(session, email) is not None:
+                raise accounts.AccountError(f"an operator {email} already exists")
+
+    _with_db(settings, check)  # before asking for a password, not after
+    password_hash = accounts.hash_password(read_password())
+
+    async def work(db: Database) -> None:
+        async with db.writing() as session:
+            project_ids = await accounts.project_ids_named(session, args.project)
+            await accounts.create_operator(session, email, password_hash, project_ids)
+
+    _with_db(settings, work)
+    names = list(dict.fromkeys(args.project))
+    scope = "all projects" if not names else ("project " if len(names) == 1 else "projects ") + ", ".join(names)
+    print(f"created operator {email} ({scope}); they sign in at {settings.public_url}/dashboard")
+
+
+def cmd_admins_list(_: argparse.Namespace) -> None:
+    from sqlalchemy import func, select
+
+    from authpipe_server.dashboard import accounts
+    from authpipe_server.dashboard.sessions import IDLE_TIMEOUT
+    from authpipe_server.store.models import OperatorSession, Project
+    from authpipe_server.store.types import utcnow
+
+    async def work(db: Database) -> list[tuple[Any, str, int]]:
+        now = utcnow()
+        async with db.sessions() as session:
+            operators = await accounts.list_operators(session)
+            names = dict((await session.execute(select(Project.id, Project.name))).all())
+            live = dict(
+                (
+                    await session.execute(
+                        select(OperatorSession.operator_id, func.count())
+                        .where(
+                            OperatorSession.revoked_at.is_(None),
+                            OperatorSession.expires_at > now,
+                            OperatorSession.last_seen_at > now - IDLE_TIMEOUT,
+                        )
+                        .group_by(OperatorSession.operator_id)
+                    )
+                ).all()
+            )
+        rows = []
+        for operator in operators:
+            if operator.project_ids is None:
+                scope = "all projects"
+            else:
+                scope = ", ".join(names.get(pid, f"(deleted {pid})") for pid in operator.project_ids) or "no projects"
+            rows.append((operator, scope, live.get(operator.id, 0)))
+        return rows
+
+    rows = _with_db(load_settings(), work)
+    if not rows:
+        print("no operators yet; make one with `authpipe admins create EMAIL`", file=sys.stderr)
+    width = max((len(operator.email) for operator, _, _ in rows), default=0)
+    for operator, scope, live in rows:
+        print(f"{operator.email:<{width}}  created {_when(operator.created_at)}  {live} active session(s)  {scope}")
+
+
+def cmd_admins_delete(args: argparse.Namespace) -> None:
+    from authpipe_server.dashboard import accounts
+
+    email = accounts.normalize_email(args.email)
+
+    async def work(db: Database) -> int:
+        async with db.writing() as session:
+            return await accounts.delete_operator(session, email)
+
+    ended = _with_db(load_settings(), work)
+    print(f"deleted operator {email}; {ended} session(s) ended")
+
+
+def cmd_admins_reset_password(args: argparse.Namespace) -> None:
+    from authpipe_server.dashboard import accounts
+
+    email = accounts.normalize_email(args.email)
+    settings = load_settings()
+
+    async def exists(db: Database) -> None:
+        async with db.sessions() as session:
+            await accounts.get_operator(session, email)
+
+    _with_db(settings, exists)  # before asking for a password, not after
+    password_hash = accounts.hash_password(read_password("New password"))
+
+    async def work(db: Database) -> int:
+        async with db.writing() as session:
+            return await accounts.set_password(session, email, password_hash)
+
+    ended = _with_db(settings, work)
+    print(f"new password set for {email}; {ended} session(s) ended")
+
+
 def cmd_serve(_: argparse.Namespace) -> None:
     from authpipe_server.server import serve
 
@@ -372,6 +540,10 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = 
     ("migrate", None): cmd_migrate,
     ("doctor", None): cmd_doctor,
     ("projects", "create"): cmd_projects_create,
+    ("admins", "create"): cmd_admins_create,
+    ("admins", "list"): cmd_admins_list,
+    ("admins", "delete"): cmd_admins_delete,
+    ("admins", "reset-password"): cmd_admins_reset_password,
     ("keys", "create"): cmd_keys_create,
     ("keys", "list"): cmd_keys_list,
     ("keys", "revoke"): cmd_keys_revoke,

@@ -92,6 +92,17 @@ async def revoke_key(session: AsyncSession, prefix: str) -> SecretKey:
     return keys[0]
 
 
+async def revoke_project_key(session: AsyncSession, project_id: str, key_id: str) -> SecretKey:
+    """Revoke `project_id`'s key `key_id` (the dashboard's Revoke button). A key of another
+    project, or none, is NotFound; revoking a revoked key changes nothing."""
+    key = await session.scalar(select(SecretKey).where(SecretKey.id == key_id, SecretKey.project_id == project_id).with_for_update())
+    if key is None:
+        raise NotFound(f"no secret key {key_id} in this project")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
 async def list_keys(session: AsyncSession, project: Project) -> list[SecretKey]:
     """Every secret key of `project`, revoked ones included, oldest first."""
     query = select(SecretKey).where(SecretKey.project_id == project.id).order_by(SecretKey.created_at, SecretKey.id)

@@ -17,6 +17,7 @@ from authpipe_server.api.middleware import AccessLog, BodyLimit, SecretKeyAuth
 from authpipe_server.api.security_headers import StrictTransportSecurity, wants_hsts
 from authpipe_server.config import Settings
 from authpipe_server.connect import routes as connect_routes
+from authpipe_server.dashboard import routes as dashboard_routes
 from authpipe_server.runtime import Runtime
 from authpipe_server.web import docs, pages
 from authpipe_server.background.workers import background
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(events.router)
     app.include_router(connect_routes.router)
+    dashboard_routes.install(app)  # its router, and its refusals answered as pages
     app.mount("/static", pages.static, name="static")
     app.mount(docs.ASSETS_PATH, docs.assets, name="docs-assets")
     if sandbox:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
@@ -16,23 +14,18 @@ from authpipe_server.api import examples
 from authpipe_server.api.deps import ProjectDep, RuntimeDep, SessionDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import ID_PATTERN, PROVIDER_PATTERN, ConnectionIdPath, Cursor, Limit, ProviderName, TenantId, UserId
-from authpipe_server.connections.secrets import TokenSet, unseal
-from authpipe_server.connections.service import Owner, delete_connection, save_grant
-from authpipe_server.connections.shredding import TENANT_SHREDDED
+from authpipe_server.connections.actions import ConnectionNotFound, RefreshFailed, check_now, delete_now, refresh_now
+from authpipe_server.connections.secrets import TokenSet
+from authpipe_server.connections.service import Owner, save_grant
 from authpipe_server.connections.views import connection_view
-from authpipe_server.credentials.read import CredentialError, gone, unreadable
-from authpipe_server.credentials.refresh import ConnectionGone
-from authpipe_server.monitor.checks import HealthChecker
-from authpipe_server.store.types import utcnow
+from authpipe_server.credentials.read import CredentialError
 from authpipe_server.providers.apps import ProjectProvider, ProviderNotConfigured, ProviderNotFound, load_provider
 from authpipe_server.providers.base import Grant
 from authpipe_server.providers.bluesky import BlueskyProvider
 from authpipe_server.providers.errors import AccessTokenRejected, CredentialsRejected, ProviderFailure, ProviderUnavailable
 from authpipe_server.runtime import Runtime
 from authpipe_server.store.models import Connection
-from authpipe_server.vault import DecryptionFailed, TenantShredded, VaultError
 
-log = logging.getLogger(__name__)
 MAX_IMPORTED_LIFETIME = timedelta(days=3650)
 
 
@@ -275,23 +268,14 @@ grant: the user must connect again; also `tenant_shredded`, `credential_unreadab
     responses={200: examples.success("The refreshed connection", examples.REFRESHED_CONNECTION, ConnectionView), **responses(400, 401, 404, 410, 502)},
 )
 async def refresh_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
-    async with runtime.db.sessions() as session:
-        connection = await session.get(Connection, connection_id)
-    if connection is None or connection.project_id != project_id:
-        raise not_found(connection_id)
-    if connection.status == "revoked" or connection.secrets is None:
-        raise api_error(gone(connection))
-    started = utcnow()
     try:
-        refreshed = await runtime.refresher.refresh(connection_id, seen=connection.secrets)
-    except ConnectionGone:
+        refreshed = await refresh_now(runtime, project_id, connection_id)
+    except ConnectionNotFound:
         raise not_found(connection_id) from None
-    except (DecryptionFailed, TenantShredded) as exc:
-        raise api_error(await unreadable(runtime, connection, exc)) from None
-    if refreshed.status == "revoked":
-        raise api_error(gone(refreshed))
-    if refreshed.last_refreshed_at is None or refreshed.last_refreshed_at < started:
-        raise ApiError(502, "provider_error", f"the provider failed to refresh the token: {refreshed.last_error_message}")
+    except CredentialError as exc:
+        raise api_error(exc) from None
+    except RefreshFailed as exc:
+        raise ApiError(502, "provider_error", str(exc)) from None
     return connection_view(refreshed)
 
 
@@ -310,16 +294,12 @@ Errors: 400 `invalid_request`, 404 `connection_not_found`, 410 `tenant_shredded`
     responses={200: examples.success("The connection after the check", examples.CHECKED_CONNECTION, ConnectionView), **responses(400, 401, 404, 410)},
 )
 async def check_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
-    async with runtime.db.sessions() as session:
-        connection = await session.get(Connection, connection_id)
-    if connection is None or connection.project_id != project_id:
-        raise not_found(connection_id)
     try:
-        checked = await HealthChecker(runtime).check(connection_id)
-    except ConnectionGone:
+        checked = await check_now(runtime, project_id, connection_id)
+    except ConnectionNotFound:
         raise not_found(connection_id) from None
-    except (DecryptionFailed, TenantShredded) as exc:
-        raise api_error(await unreadable(runtime, connection, exc)) from None
+    except CredentialError as exc:
+        raise api_error(exc) from None
     return connection_view(checked)
 
 
@@ -340,40 +320,8 @@ Errors: 400 `invalid_request` (not a `conn_…` id), 404 `connection_not_found`.
     responses={204: {"description": "Deleted (no body)"}, **responses(400, 401, 404)},
 )
 async def remove_connection(connection_id: ConnectionIdPath, runtime: RuntimeDep, project_id: ProjectDep) -> Response:
-    async with runtime.db.sessions() as session:
-        connection = await session.get(Connection, connection_id)
-    if connection is None or connection.project_id != project_id:
-        raise not_found(connection_id)
-    revocation = await revoke(runtime, connection)
-    if not revocation["ok"]:
-        log.warning("connection %s deleted, but revoking it at %s failed (%s)", connection_id, connection.provider, revocation["code"])
-    await delete_connection(runtime, connection_id, revocation=revocation)
-    return Response(status_code=204)
-
-
-async def revoke(runtime: Runtime, connection: Connection) -> dict[str, Any]:
-    """Revoke the grant at the provider, within one outbound call's deadline; never raises, so
-    deleting never depends on the provider (the secrets are erased either way). Returns what the
-    `connection.deleted` event records: `{"ok": bool, "code": str | None}`."""
-    if connection.status == "revoked" and connection.last_error_code != TENANT_SHREDDED:
-        return {"ok": True, "code": "already_revoked"}  # the provider refused the grant itself
-    if connection.secrets is None:  # erased by a shred: the grant may live on at the provider
-        return {"ok": False, "code": TENANT_SHREDDED}
     try:
-        async with asyncio.timeout(runtime.settings.egress_timeout):
-            found = await load_provider(runtime, connection.project_id, connection.provider)
-            await found.provider.revoke(await unseal(runtime.vault, connection))
-    except ProviderFailure as exc:
-        return {"ok": False, "code": exc.code}
-    except (ProviderNotFound, ProviderNotConfigured):
-        return {"ok": False, "code": "provider_not_configured"}
-    except TenantShredded:
-        return {"ok": False, "code": "tenant_shredded"}
-    except VaultError:
-        return {"ok": False, "code": "credential_unreadable"}
-    except TimeoutError:
-        return {"ok": False, "code": "provider_timeout"}
-    except Exception:
-        log.exception("revoking connection %s at %s failed unexpectedly", connection.id, connection.provider)
-        return {"ok": False, "code": "internal_error"}
-    return {"ok": True, "code": None}
+        await delete_now(runtime, project_id, connection_id)
+    except ConnectionNotFound:
+        raise not_found(connection_id) from None
+    return Response(status_code=204)

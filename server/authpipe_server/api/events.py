@@ -87,7 +87,7 @@ async def list_events(
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN, description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
-    query = select(Event).where(Event.project_id == project_id)
+    query = select(Event).where(Event.project_id == project_id, Event.type != "webhook.test")  # the dashboard's test deliveries change nothing
     if connection_id is not None:
         query = query.where(Event.connection_id == connection_id)
     if type is not None:

@@ -13,10 +13,12 @@ from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, responses
 from authpipe_server.api.params import PROVIDER_PATTERN
 from authpipe_server.egress import Egress, EgressRefused
-from authpipe_server.providers.apps import list_providers, save_app, spec_for, is_configured
+from authpipe_server.providers.apps import app_row, is_configured, list_providers, save_app, spec_for
 from authpipe_server.providers.catalog import InvalidDefinition, catalog, custom_entry, validate_entry
 from authpipe_server.providers.discovery import DiscoveryFailed, fetch_metadata, fill_declaration
 from authpipe_server.providers.spec import ProviderSpec
+from authpipe_server.runtime import Runtime
+from authpipe_server.store.models import ProviderApp
 
 router = APIRouter(prefix="/v1", tags=["providers"])
 
@@ -139,13 +141,24 @@ async def put_provider(
     runtime: RuntimeDep,
     project_id: ProjectDep,
 ) -> dict[str, Any]:
+    app = await configure_provider(runtime, project_id, name, body)
+    saved = spec_for(name, app)
+    return provider_view(saved, is_configured(saved, app))
+
+
+async def configure_provider(runtime: Runtime, project_id: str, name: str, body: ProviderBody) -> ProviderApp:
+    """Check `body` for provider `name` and save it as the project's app: the one path for
+    `PUT /v1/providers/{name}` and the dashboard's provider forms. ApiError (400, 404) says what is
+    wrong, never echoing a secret."""
     spec = catalog().get(name)
     definition: dict[str, Any] | None = None
     overrides = body.overrides.model_dump(exclude_none=True) if body.overrides else {}
     if spec is None:
         if body.auth_mode != "oauth2":
             raise ApiError(404, "provider_not_found", f"{name!r} is not in the catalog; declare a custom provider with \"auth_mode\": \"oauth2\"")
-        definition = await custom_definition(runtime.egress, name, body)
+        async with runtime.db.sessions() as session:
+            stored = await app_row(session, project_id, name)
+        definition = await custom_definition(runtime.egress, name, body, has_secret=stored is not None and stored.client_secret is not None)
     else:
         custom_fields = [f for f in CUSTOM_ONLY if getattr(body, f) is not None]
         if custom_fields:
@@ -156,7 +169,7 @@ async def put_provider(
         if unknown:
             raise ApiError(400, "invalid_request", f"{name} has no scope {', '.join(unknown)} (see GET /v1/providers)")
     await check_urls(runtime.egress, overrides, prefix="overrides.")
-    app = await save_app(
+    return await save_app(
         runtime,
         project_id,
         name,
@@ -166,13 +179,12 @@ async def put_provider(
         overrides=overrides,
         definition=definition,
     )
-    saved = spec_for(name, app)
-    return provider_view(saved, is_configured(saved, app))
 
 
-async def custom_definition(egress: Egress, name: str, body: ProviderBody) -> dict[str, Any]:
+async def custom_definition(egress: Egress, name: str, body: ProviderBody, *, has_secret: bool = False) -> dict[str, Any]:
     """The catalog entry of a custom provider: the declaration, completed from the issuer's
-    metadata when its endpoints were left out, every URL checked against the egress policy."""
+    metadata when its endpoints were left out, every URL checked against the egress policy.
+    `has_secret`: the app already holds a client secret, which a body without one keeps."""
     if body.client_id is None:
         raise ApiError(400, "invalid_request", "a custom provider needs a client_id")
     declared = body.model_dump(exclude_none=True, exclude={"overrides"})
@@ -188,7 +200,7 @@ async def custom_definition(egress: Egress, name: str, body: ProviderBody) -> di
         await check_urls(egress, {k: v for k, v in completed.items() if k not in declared}, prefix="discovered ")
         declared = completed
     token_auth = declared.setdefault("token_auth", "client_secret_basic")
-    if token_auth != "none" and body.client_secret is None:
+    if token_auth != "none" and body.client_secret is None and not has_secret:
         raise ApiError(400, "invalid_request", f"token_auth {token_auth} needs a client_secret")
     definition = custom_entry({**declared, "name": name})
     try:

@@ -12,14 +12,12 @@ from authpipe_server.api import examples
 from authpipe_server.api.deps import ProjectDep, RuntimeDep
 from authpipe_server.api.errors import ApiError, ErrorBody, responses
 from authpipe_server.connections.views import iso
-from authpipe_server.egress import EgressRefused
 from authpipe_server.webhooks.endpoints import (
     MAX_URL,
     InvalidWebhookUrl,
     delete_endpoint,
     get_endpoint,
-    put_endpoint,
-    validate_url,
+    set_endpoint_url,
 )
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -81,12 +79,9 @@ async def put_webhook(
     body: Annotated[WebhookBody, Body(openapi_examples=examples.WEBHOOK_BODIES)], response: Response, runtime: RuntimeDep, project_id: ProjectDep
 ) -> dict[str, Any]:
     try:
-        url = validate_url(body.url)
-        # Refused now, with a reason, rather than at every delivery (the check repeats there).
-        await runtime.egress.check_resolved(url)
-    except (InvalidWebhookUrl, EgressRefused) as exc:
+        endpoint, secret = await set_endpoint_url(runtime, project_id, body.url)
+    except InvalidWebhookUrl as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
-    endpoint, secret = await put_endpoint(runtime, project_id, url)
     response.headers["Cache-Control"] = "no-store"  # the answer carries the signing secret
     return {"url": endpoint.url, "secret": secret}
 

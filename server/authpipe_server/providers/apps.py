@@ -113,9 +113,23 @@ async def save_app(
     return app
 
 
-async def list_providers(runtime: Runtime, project_id: str) -> list[tuple[ProviderSpec, bool]]:
+@dataclass(frozen=True)
+class ListedProvider:
+    spec: ProviderSpec
+    app: ProviderApp | None
+    configured: bool
+
+
+async def project_providers(runtime: Runtime, project_id: str) -> list[ListedProvider]:
+    """The catalog and the project's custom providers, by name, each with the project's app."""
     async with runtime.db.sessions() as session:
         apps = {a.provider: a for a in (await session.scalars(select(ProviderApp).where(ProviderApp.project_id == project_id))).all()}
-    names = sorted(set(catalog()) | set(apps))
-    specs = [spec_for(name, apps.get(name)) for name in names]
-    return [(spec, is_configured(spec, apps.get(spec.name))) for spec in specs]
+    listed = []
+    for name in sorted(set(catalog()) | set(apps)):
+        spec = spec_for(name, apps.get(name))
+        listed.append(ListedProvider(spec, apps.get(name), is_configured(spec, apps.get(name))))
+    return listed
+
+
+async def list_providers(runtime: Runtime, project_id: str) -> list[tuple[ProviderSpec, bool]]:
+    return [(item.spec, item.configured) for item in await project_providers(runtime, project_id)]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from authpipe_server import projects
 from authpipe_server.config import decode_master_key, load_settings
+from authpipe_server.dashboard.accounts import ensure_sandbox_operator
 from authpipe_server.emulators import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from authpipe_server.providers.apps import app_row, save_app
 from authpipe_server.runtime import Runtime
@@ -117,10 +118,12 @@ def run_sandbox(data_dir: Path = DATA_DIR, *, host: str | None = None, port: int
         project_id, secret = await default_project_key(runtime, data_dir)
         await configure_sandbox_providers(runtime, project_id)
         await point_webhook_at_inbox(runtime, project_id)
+        await ensure_sandbox_operator(runtime)  # /dashboard signs this machine's browser in as it
         url = settings.public_url
         print(
             f"\n  Authpipe sandbox\n"
             f"  Open:        {url}/\n"
+            f"  Dashboard:   {url}/dashboard (signed in automatically)\n"
             f"  Project:     {DEFAULT_PROJECT} ({project_id})\n"
             f"  Secret key:  {secret}\n"
             f"  Try:         curl -H 'Authorization: Bearer {secret}' {url}/v1/connections\n"

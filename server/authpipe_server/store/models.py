@@ -258,3 +258,62 @@ class WorkerHeartbeat(Base):
     """`serve` or `worker`: the command the process runs."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Operator(Base):
+    """Someone who signs in to the dashboard. `email` is kept lowercased (unique). `project_ids`:
+    the projects they may see, or None for every project."""
+
+    __tablename__ = "operators"
+    id: Mapped[str] = _id("op")
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    """argon2id, in the PHC string format argon2-cffi writes."""
+    project_ids: Mapped[list[Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OperatorSession(Base):
+    """A signed-in browser. The cookie's 256-bit token is stored only as its SHA-256 hash."""
+
+    __tablename__ = "operator_sessions"
+    id: Mapped[str] = _id("ds")
+    operator_id: Mapped[str] = mapped_column(ID, ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(HASH, unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    """The session's form token (hidden field `csrf_token`); useless without the session cookie."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    """The absolute end; the idle limit is counted from `last_seen_at`."""
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+
+
+class AuditEntry(Base):
+    """Who did what in the dashboard, when and from where; sign-ins included (failed ones too,
+    which is what login throttling counts). Kept when the operator or project goes: no foreign
+    keys, and the email is copied."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_action_address_key_created_at", "action", "address_key", "created_at"),
+        Index("ix_audit_log_action_email_created_at", "action", "email", "created_at"),
+        Index("ix_audit_log_project_id_id", "project_id", "id"),
+        Index("ix_audit_log_email_id", "email", "id"),
+    )
+    id: Mapped[str] = _id("aud")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    operator_id: Mapped[str | None] = mapped_column(ID)
+    email: Mapped[str] = mapped_column(String(320))
+    """The operator's, or (a failed sign-in) the address typed in, lowercased and cut to length."""
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(512))
+    project_id: Mapped[str | None] = mapped_column(ID)
+    address: Mapped[str | None] = mapped_column(String(64))
+    address_key: Mapped[str | None] = mapped_column(String(64))
+    """The throttling key of `address` (its IPv6 /64), what sign-in throttling counts by."""
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    detail: Mapped[dict[str, Any] | None]

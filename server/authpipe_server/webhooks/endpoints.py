@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from authpipe_server.egress import EgressRefused
 from authpipe_server.errors import AuthpipeError
 from authpipe_server.ids import new_id
 from authpipe_server.runtime import Runtime
@@ -93,6 +94,18 @@ async def put_endpoint(runtime: Runtime, project_id: str, url: str) -> tuple[Web
         except IntegrityError:
             continue
     raise RuntimeError("could not save the webhook endpoint after concurrent changes")
+
+
+async def set_endpoint_url(runtime: Runtime, project_id: str, url: str) -> tuple[WebhookEndpoint, str]:
+    """`PUT /v1/webhook` and the dashboard: check `url` (its shape, then the egress policy against
+    the addresses it resolves to now, rather than at every delivery, where the check repeats) and
+    set it with a new signing secret (put_endpoint). InvalidWebhookUrl says why a URL is refused."""
+    try:
+        url = validate_url(url)
+        await runtime.egress.check_resolved(url)
+    except EgressRefused as exc:
+        raise InvalidWebhookUrl(str(exc)) from None
+    return await put_endpoint(runtime, project_id, url)
 
 
 async def delete_endpoint(runtime: Runtime, project_id: str) -> bool:

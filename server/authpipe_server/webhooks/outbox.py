@@ -34,6 +34,11 @@ async def enqueue(session: AsyncSession, event: Event) -> WebhookDelivery | None
     )
     if endpoint_id is None:
         return None
+    return queue_delivery(session, event, endpoint_id)
+
+
+def queue_delivery(session: AsyncSession, event: Event, endpoint_id: str) -> WebhookDelivery:
+    """Add the outbox row that sends `event` to endpoint `endpoint_id`, due now."""
     delivery = WebhookDelivery(
         project_id=event.project_id,
         endpoint_id=endpoint_id,
