@@ -45,7 +45,7 @@ BINARY_SNIFF_BYTES = 8192
 SHARED_FOLDER = re.compile(r"\.\./+shared\b")
 """The shared folder that sits beside the repository in the workplace, reached by `..`."""
 WORKPLACE_PATH = re.compile(r"(?<![\w.~-])/wor[k]/")
-"""An absolute path into the workplace folder (a URL path such as `host/work/` does not count)."""
+"""An absolute path into the workplace folder (a URL path such as `host/<that folder>/` does not count)."""
 ABSOLUTE_ROOT = re.compile(r"^/(?:home|Users|tmp|root|var|etc|opt|mnt|media|private|srv|usr|wor[k])(?:/|$)")
 """Link targets that are paths on someone's machine. Other targets starting with `/` are
 repository-root links, which GitHub resolves against the repository root."""
